@@ -1,0 +1,14 @@
+//! pgdrill: disaster-recovery drills for CloudNativePG / Barman Cloud backups.
+//!
+//! The pipeline is scenario → plan → preflight(catalog) → provision → recover → verify →
+//! teardown → report. This crate holds the pure core (catalog, preflight) and thin I/O edges
+//! (object stores, local processes); `main.rs` only parses the command line.
+
+pub mod catalog;
+pub mod cli;
+pub mod exit;
+pub mod lsn;
+pub mod preflight;
+pub mod sandbox;
+pub mod store;
+pub mod tools;

@@ -1,0 +1,109 @@
+//! The object-store block in CNPG's shape (`barmanObjectStore`, or an ObjectStore's
+//! `spec.configuration`), and the Secrets its credentials point at.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// A reference to one key of a Secret, as CNPG writes it.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SecretKeySelector {
+    pub name: String,
+    pub key: String,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct S3Credentials {
+    pub access_key_id: Option<SecretKeySelector>,
+    pub secret_access_key: Option<SecretKeySelector>,
+    pub region: Option<SecretKeySelector>,
+    pub session_token: Option<SecretKeySelector>,
+    pub inherit_from_iam_role: Option<bool>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AzureCredentials {
+    pub connection_string: Option<SecretKeySelector>,
+    pub storage_account: Option<SecretKeySelector>,
+    pub storage_key: Option<SecretKeySelector>,
+    pub storage_sas_token: Option<SecretKeySelector>,
+    #[serde(rename = "inheritFromAzureAD")]
+    pub inherit_from_azure_ad: Option<bool>,
+    pub use_default_azure_credentials: Option<bool>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GoogleCredentials {
+    pub application_credentials: Option<SecretKeySelector>,
+    pub gke_environment: Option<bool>,
+}
+
+/// CNPG's `barmanObjectStore` block. `wal`, `data` and tags are carried as given: the catalog
+/// does not need them, a restore does.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BarmanObjectStore {
+    pub destination_path: String,
+    #[serde(rename = "endpointURL")]
+    pub endpoint_url: Option<String>,
+    #[serde(rename = "endpointCA")]
+    pub endpoint_ca: Option<SecretKeySelector>,
+    pub server_name: Option<String>,
+    pub s3_credentials: Option<S3Credentials>,
+    pub azure_credentials: Option<AzureCredentials>,
+    pub google_credentials: Option<GoogleCredentials>,
+    pub wal: Option<serde_json::Value>,
+    pub data: Option<serde_json::Value>,
+    pub tags: Option<BTreeMap<String, String>>,
+    pub history_tags: Option<BTreeMap<String, String>>,
+}
+
+/// Resolves Secret keys. Outside Kubernetes, Secrets are read from a directory laid out as
+/// Kubernetes mounts them (`<dir>/<secret name>/<key>`).
+#[derive(Clone, Debug)]
+pub struct SecretsDir(pub PathBuf);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SecretError {
+    #[error("secret {name:?} key {key:?} was not found under {dir} (expected a file {dir}/{name}/{key})")]
+    Missing { name: String, key: String, dir: String },
+    #[error("secret {name:?} key {key:?} is referenced but no --secrets-dir was given")]
+    NoSource { name: String, key: String },
+}
+
+impl SecretsDir {
+    pub fn read(dir: Option<&Path>, selector: &SecretKeySelector) -> Result<String, SecretError> {
+        let Some(dir) = dir else {
+            return Err(SecretError::NoSource { name: selector.name.clone(), key: selector.key.clone() });
+        };
+        let file = dir.join(&selector.name).join(&selector.key);
+        std::fs::read_to_string(&file).map(|v| v.trim_end_matches(['\n', '\r']).to_string()).map_err(|_| SecretError::Missing {
+            name: selector.name.clone(),
+            key: selector.key.clone(),
+            dir: dir.display().to_string(),
+        })
+    }
+}
+
+/// Reads a YAML file holding a `barmanObjectStore` block, either bare or as the
+/// `barmanObjectStore:` key of a larger document. Errors name the file, line and column.
+pub fn load_store_file(path: &Path) -> Result<BarmanObjectStore, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Wrapped {
+        barman_object_store: BarmanObjectStore,
+    }
+    let wrapped = text.lines().any(|l| l.trim_start().starts_with("barmanObjectStore:"));
+    let parsed = if wrapped {
+        serde_saphyr::from_str::<Wrapped>(&text).map(|w| w.barman_object_store)
+    } else {
+        serde_saphyr::from_str::<BarmanObjectStore>(&text)
+    };
+    parsed.map_err(|e| format!("{}: {e}", path.display()))
+}

@@ -1,0 +1,239 @@
+//! Opening a barman-cloud object store (S3, Azure Blob, GCS, local files) with object_store.
+
+pub mod config;
+pub mod location;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use object_store::aws::AmazonS3Builder;
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::local::LocalFileSystem;
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+
+pub use config::{BarmanObjectStore, SecretsDir};
+pub use location::{Location, Provider};
+
+/// How to reach an archive: its destinationPath plus what CNPG's block or the CLI adds.
+#[derive(Clone, Debug, Default)]
+pub struct StoreSpec {
+    pub destination_path: String,
+    pub endpoint_url: Option<String>,
+    pub region: Option<String>,
+    /// The CNPG-shaped block, when credentials come from Secrets rather than the environment.
+    pub block: Option<BarmanObjectStore>,
+    pub secrets_dir: Option<PathBuf>,
+}
+
+/// An opened store and the key prefix under which lineages sit.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub inner: Arc<dyn ObjectStore>,
+    pub prefix: String,
+    pub location: Location,
+    pub destination_path: String,
+    /// Where requests go, for error messages (never includes credentials).
+    pub endpoint: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Location(#[from] location::LocationError),
+    #[error(transparent)]
+    Secret(#[from] config::SecretError),
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot set up the client for {destination}: {source}")]
+    Build { destination: String, source: object_store::Error },
+}
+
+fn install_tls_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// Few, quick retries: a drill tool must report an unreachable store promptly, not after minutes.
+fn client_options() -> (ClientOptions, RetryConfig) {
+    let options = ClientOptions::new()
+        .with_allow_http(true)
+        .with_connect_timeout(Duration::from_secs(5))
+        .with_timeout(Duration::from_secs(60));
+    let retry = RetryConfig {
+        backoff: BackoffConfig { init_backoff: Duration::from_millis(100), max_backoff: Duration::from_secs(2), base: 2.0 },
+        max_retries: 2,
+        retry_timeout: Duration::from_secs(20),
+    };
+    (options, retry)
+}
+
+/// `Key=Value;…` as in `AZURE_STORAGE_CONNECTION_STRING`.
+pub fn parse_connection_string(s: &str) -> BTreeMap<String, String> {
+    s.split(';')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+impl StoreSpec {
+    fn secret(&self, sel: &Option<config::SecretKeySelector>) -> Result<Option<String>, StoreError> {
+        sel.as_ref().map(|s| SecretsDir::read(self.secrets_dir.as_deref(), s)).transpose().map_err(Into::into)
+    }
+
+    fn endpoint_url(&self) -> Option<String> {
+        self.endpoint_url.clone().or_else(|| self.block.as_ref().and_then(|b| b.endpoint_url.clone()))
+    }
+
+    pub fn open(&self) -> Result<Store, StoreError> {
+        install_tls_provider();
+        let location = Location::parse(&self.destination_path)?;
+        let (options, retry) = client_options();
+        let build_err = |source| StoreError::Build { destination: self.destination_path.clone(), source };
+        let (inner, endpoint): (Arc<dyn ObjectStore>, String) = match &location.provider {
+            Provider::S3 { bucket } => {
+                let mut b = AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_client_options(options)
+                    .with_retry(retry)
+                    .with_virtual_hosted_style_request(false);
+                let creds = self.block.as_ref().and_then(|b| b.s3_credentials.clone()).unwrap_or_default();
+                if let Some(v) = self.secret(&creds.access_key_id)? {
+                    b = b.with_access_key_id(v);
+                }
+                if let Some(v) = self.secret(&creds.secret_access_key)? {
+                    b = b.with_secret_access_key(v);
+                }
+                if let Some(v) = self.secret(&creds.session_token)? {
+                    b = b.with_token(v);
+                }
+                let region = self.region.clone().or(self.secret(&creds.region)?).or_else(|| std::env::var("AWS_DEFAULT_REGION").ok());
+                b = b.with_region(region.unwrap_or_else(|| "us-east-1".into()));
+                let endpoint = self.endpoint_url();
+                if let Some(ep) = &endpoint {
+                    b = b.with_endpoint(ep.trim_end_matches('/'));
+                }
+                let ep = endpoint.unwrap_or_else(|| format!("s3://{bucket}"));
+                (Arc::new(b.build().map_err(build_err)?), ep)
+            }
+            Provider::Azure { account, container, endpoint } => {
+                let mut b = MicrosoftAzureBuilder::from_env()
+                    .with_account(account)
+                    .with_container_name(container)
+                    .with_client_options(options)
+                    .with_retry(retry);
+                let creds = self.block.as_ref().and_then(|b| b.azure_credentials.clone());
+                let conn = match &creds {
+                    Some(c) => self.secret(&c.connection_string)?,
+                    None => std::env::var("AZURE_STORAGE_CONNECTION_STRING").ok(),
+                };
+                let mut from_conn = BTreeMap::new();
+                if let Some(conn) = conn {
+                    from_conn = parse_connection_string(&conn);
+                    if let Some(key) = from_conn.get("AccountKey") {
+                        b = b.with_access_key(key);
+                    }
+                    if let Some(sas) = from_conn.get("SharedAccessSignature") {
+                        b = b.with_config(object_store::azure::AzureConfigKey::SasKey, sas);
+                    }
+                }
+                if let Some(c) = &creds {
+                    if let Some(key) = self.secret(&c.storage_key)? {
+                        b = b.with_access_key(key);
+                    }
+                    if let Some(sas) = self.secret(&c.storage_sas_token)? {
+                        b = b.with_config(object_store::azure::AzureConfigKey::SasKey, sas);
+                    }
+                }
+                let endpoint = self
+                    .endpoint_url()
+                    .or_else(|| endpoint.clone())
+                    .or_else(|| from_conn.get("BlobEndpoint").cloned());
+                let shown = endpoint.clone().unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"));
+                if let Some(ep) = endpoint {
+                    b = b.with_endpoint(ep.trim_end_matches('/').to_string());
+                }
+                (Arc::new(b.build().map_err(build_err)?), shown)
+            }
+            Provider::Gcs { bucket } => {
+                let mut b = GoogleCloudStorageBuilder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_client_options(options)
+                    .with_retry(retry);
+                let creds = self.block.as_ref().and_then(|b| b.google_credentials.clone()).unwrap_or_default();
+                if let Some(json) = self.secret(&creds.application_credentials)? {
+                    b = b.with_service_account_key(json);
+                }
+                if let Some(ep) = self.endpoint_url() {
+                    b = b.with_url(ep);
+                }
+                (Arc::new(b.build().map_err(build_err)?), format!("gs://{bucket}"))
+            }
+            Provider::File { root } => {
+                if !root.is_dir() {
+                    return Err(StoreError::Config(format!("{}: no such directory", root.display())));
+                }
+                let fs = LocalFileSystem::new_with_prefix(root).map_err(build_err)?;
+                (Arc::new(fs), root.display().to_string())
+            }
+        };
+        Ok(Store {
+            inner,
+            prefix: location.prefix.clone(),
+            location,
+            destination_path: self.destination_path.clone(),
+            endpoint,
+        })
+    }
+}
+
+/// The kind of failure behind an object-store error, for one clear line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    Unreachable,
+    Denied,
+    MissingBucket,
+    NotFound,
+    Other,
+}
+
+impl FailureKind {
+    pub fn describe(&self) -> &'static str {
+        match self {
+            FailureKind::Unreachable => "the object store is unreachable",
+            FailureKind::Denied => "the object store refused the credentials",
+            FailureKind::MissingBucket => "the bucket or container does not exist",
+            FailureKind::NotFound => "not found",
+            FailureKind::Other => "the object store returned an error",
+        }
+    }
+}
+
+/// Sorts an object_store error by what the user must fix.
+pub fn classify(err: &object_store::Error) -> FailureKind {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        text.push_str(&format!(" {s}"));
+        source = s.source();
+    }
+    let t = text.to_ascii_lowercase();
+    let has = |needles: &[&str]| needles.iter().any(|n| t.contains(n));
+    if has(&["nosuchbucket", "containernotfound", "the specified container does not exist", "bucket does not exist"]) {
+        FailureKind::MissingBucket
+    } else if matches!(err, object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. })
+        || has(&["403", "401", "forbidden", "signaturedoesnotmatch", "invalidaccesskeyid", "authenticationfailed", "accessdenied", "authorizationfailure"])
+    {
+        FailureKind::Denied
+    } else if has(&["connection refused", "error sending request", "dns error", "timed out", "connect error", "tcp connect"]) {
+        FailureKind::Unreachable
+    } else if matches!(err, object_store::Error::NotFound { .. }) {
+        FailureKind::NotFound
+    } else {
+        FailureKind::Other
+    }
+}
