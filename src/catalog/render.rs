@@ -82,7 +82,7 @@ pub fn to_table(destination_path: &str, lineages: &[LineageCatalog]) -> String {
                     b.info.begin_wal.clone().unwrap_or_else(|| "-".into()),
                     b.info.end_wal.clone().unwrap_or_else(|| "-".into()),
                     time(b.info.end_time),
-                    human_size(b.info.size),
+                    human_size(b.info.size.or(b.info.cluster_size)),
                     reach,
                 ]);
             }

@@ -1,0 +1,71 @@
+//! Bad input gives one clear line and the documented exit code, never a panic.
+
+mod common;
+
+use common::*;
+
+fn one_line_error(out: &std::process::Output, code: i32, needle: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line expected: {err}");
+    assert!(err.contains(needle), "expected {needle:?} in: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn unreachable_endpoint_exits_2() {
+    let out = pgdrill_env(
+        &["catalog", "s3://bucket/path", "--endpoint-url", "http://127.0.0.1:9"],
+        &[("AWS_ACCESS_KEY_ID", "x"), ("AWS_SECRET_ACCESS_KEY", "y")],
+    );
+    one_line_error(&out, 2, "unreachable");
+    assert!(stderr(&out).contains("127.0.0.1:9"), "names the endpoint: {}", stderr(&out));
+}
+
+#[test]
+fn malformed_destination_is_usage_error() {
+    let out = pgdrill(&["catalog", "bucket/path"]);
+    one_line_error(&out, 64, "invalid destinationPath");
+}
+
+#[test]
+fn bad_target_is_usage_error() {
+    let out = pgdrill(&["preflight", "file:///tmp", "--server", "x", "--target", "tomorrow"]);
+    one_line_error(&out, 64, "invalid target");
+}
+
+#[test]
+fn unknown_flag_is_usage_error() {
+    let out = pgdrill(&["catalog", "--bogus"]);
+    assert_eq!(out.status.code(), Some(64));
+}
+
+#[test]
+fn store_file_errors_name_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("store.yaml");
+    std::fs::write(&f, "destinationPath: s3://b/p\ns3Credentials:\n  accessKeyID: {name: x, key: y}\n").unwrap();
+    let out = pgdrill(&["catalog", "--store-file", f.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(err.contains("store.yaml") && err.contains("accessKeyID"), "{err}");
+}
+
+#[test]
+fn secrets_are_read_from_the_secrets_dir_and_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("store.yaml");
+    std::fs::write(
+        &f,
+        "barmanObjectStore:\n  destinationPath: s3://b/p\n  endpointURL: http://127.0.0.1:9\n  s3Credentials:\n    \
+         accessKeyId: {name: creds, key: ACCESS}\n    secretAccessKey: {name: creds, key: SECRET}\n",
+    )
+    .unwrap();
+    let out = pgdrill(&["catalog", "--store-file", f.to_str().unwrap(), "--secrets-dir", dir.path().to_str().unwrap()]);
+    one_line_error(&out, 2, "secret \"creds\" key \"ACCESS\"");
+    put(dir.path(), "creds/ACCESS", b"AKIASUPERSECRET\n");
+    put(dir.path(), "creds/SECRET", b"hunter2-secret\n");
+    let out = pgdrill(&["catalog", "--store-file", f.to_str().unwrap(), "--secrets-dir", dir.path().to_str().unwrap()]);
+    one_line_error(&out, 2, "unreachable");
+    assert!(!stderr(&out).contains("AKIASUPERSECRET") && !stderr(&out).contains("hunter2"));
+}
