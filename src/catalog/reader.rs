@@ -35,6 +35,7 @@ impl ReadError {
 /// The first line of an error, with any query string (SAS tokens) cut from URLs.
 fn scrub(err: &object_store::Error) -> String {
     let line = err.to_string().lines().next().unwrap_or_default().to_string();
+    let line = line.split("<?xml").next().unwrap_or_default().trim_end_matches([' ', ':']).to_string();
     line.split_whitespace()
         .map(|w| if w.contains("://") { w.split('?').next().unwrap_or(w).to_string() } else { w.to_string() })
         .collect::<Vec<_>>()
