@@ -149,9 +149,10 @@ impl StoreSpec {
                         b = b.with_config(object_store::azure::AzureConfigKey::SasKey, sas);
                     }
                 }
-                let endpoint = self
-                    .endpoint_url()
-                    .or_else(|| endpoint.clone())
+                // An emulator-style destinationPath names its own endpoint; it wins.
+                let endpoint = endpoint
+                    .clone()
+                    .or_else(|| self.endpoint_url())
                     .or_else(|| from_conn.get("BlobEndpoint").cloned());
                 let shown = endpoint.clone().unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"));
                 if let Some(ep) = endpoint {
