@@ -19,10 +19,16 @@ pub struct Failure {
 
 impl Failure {
     pub fn error(message: impl Into<String>) -> Self {
-        Self { code: ERROR, message: message.into() }
+        Self {
+            code: ERROR,
+            message: message.into(),
+        }
     }
 
     pub fn usage(message: impl Into<String>) -> Self {
-        Self { code: USAGE, message: message.into() }
+        Self {
+            code: USAGE,
+            message: message.into(),
+        }
     }
 }

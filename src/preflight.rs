@@ -34,7 +34,10 @@ pub struct Target {
 
 impl Target {
     pub fn latest() -> Self {
-        Self { point: TargetPoint::Latest, backup_id: None }
+        Self {
+            point: TargetPoint::Latest,
+            backup_id: None,
+        }
     }
 }
 
@@ -52,13 +55,22 @@ impl FromStr for Target {
                     format!("invalid time {v:?}: expected RFC 3339 or '2025-01-15 12:00:00+00'")
                 })?,
             },
-            Some(("lsn", v)) => TargetPoint::Lsn { lsn: v.parse().map_err(|e| format!("{e}"))? },
-            Some(("xid", v)) => TargetPoint::Xid {
-                xid: v.parse().map_err(|_| format!("invalid xid {v:?}: expected a 32-bit integer"))?,
+            Some(("lsn", v)) => TargetPoint::Lsn {
+                lsn: v.parse().map_err(|e| format!("{e}"))?,
             },
-            Some(("name", v)) if !v.is_empty() => TargetPoint::Name { name: v.to_string() },
+            Some(("xid", v)) => TargetPoint::Xid {
+                xid: v
+                    .parse()
+                    .map_err(|_| format!("invalid xid {v:?}: expected a 32-bit integer"))?,
+            },
+            Some(("name", v)) if !v.is_empty() => TargetPoint::Name {
+                name: v.to_string(),
+            },
             Some(("backup", id)) if !id.is_empty() => {
-                return Ok(Self { point: TargetPoint::Immediate, backup_id: Some(id.to_string()) });
+                return Ok(Self {
+                    point: TargetPoint::Immediate,
+                    backup_id: Some(id.to_string()),
+                });
             }
             _ => {
                 return Err(format!(
@@ -67,7 +79,10 @@ impl FromStr for Target {
                 ));
             }
         };
-        Ok(Self { point, backup_id: None })
+        Ok(Self {
+            point,
+            backup_id: None,
+        })
     }
 }
 
@@ -102,7 +117,9 @@ pub enum Cause {
 impl Cause {
     pub fn as_str(&self) -> &'static str {
         match self {
-            Cause::TargetBeforeFirstRecoverabilityPoint => "target_before_first_recoverability_point",
+            Cause::TargetBeforeFirstRecoverabilityPoint => {
+                "target_before_first_recoverability_point"
+            }
             Cause::TargetBeyondArchive => "target_beyond_archive",
             Cause::WalGap => "wal_gap",
             Cause::NoCompletedBackup => "no_completed_backup",
@@ -146,29 +163,49 @@ pub enum Preflight {
     Refused(Refusal),
 }
 
+fn refusal(cause: Cause, message: String) -> Refusal {
+    Refusal {
+        cause,
+        message,
+        missing_wal: None,
+        backup_id: None,
+    }
+}
+
 fn refuse(cause: Cause, message: String) -> Preflight {
-    Preflight::Refused(Refusal { cause, message, missing_wal: None, backup_id: None })
+    Preflight::Refused(refusal(cause, message))
 }
 
 /// Picks the backup CNPG would restore for `target`, or says why none fits.
-pub fn choose_backup<'a>(catalog: &'a LineageCatalog, target: &Target) -> Result<&'a BackupInfo, Preflight> {
+pub fn choose_backup<'a>(
+    catalog: &'a LineageCatalog,
+    target: &Target,
+) -> Result<&'a BackupInfo, Refusal> {
     let done: Vec<&BackupInfo> = catalog.done_backups().collect();
     if done.is_empty() {
         let msg = format!("lineage {} has no completed backup", catalog.server_name);
-        return Err(refuse(Cause::NoCompletedBackup, msg));
+        return Err(refusal(Cause::NoCompletedBackup, msg));
     }
     if let Some(id) = &target.backup_id {
-        return done.iter().find(|b| &b.backup_id == id).copied().ok_or_else(|| {
-            let known: Vec<&str> = done.iter().map(|b| b.backup_id.as_str()).collect();
-            refuse(
-                Cause::UnknownBackupId,
-                format!("no completed backup {id} in lineage {}; completed: {}", catalog.server_name, known.join(", ")),
-            )
-        });
+        return done
+            .iter()
+            .find(|b| &b.backup_id == id)
+            .copied()
+            .ok_or_else(|| {
+                let known: Vec<&str> = done.iter().map(|b| b.backup_id.as_str()).collect();
+                refusal(
+                    Cause::UnknownBackupId,
+                    format!(
+                        "no completed backup {id} in lineage {}; completed: {}",
+                        catalog.server_name,
+                        known.join(", ")
+                    ),
+                )
+            });
     }
     let first = done[0];
     let before_first = |what: String| {
-        refuse(
+        refusal(
             Cause::TargetBeforeFirstRecoverabilityPoint,
             format!(
                 "{what} is before the first recoverability point of {} ({}, end of backup {})",
@@ -179,12 +216,18 @@ pub fn choose_backup<'a>(catalog: &'a LineageCatalog, target: &Target) -> Result
         )
     };
     match &target.point {
-        TargetPoint::Time { time } => {
-            done.iter().rev().find(|b| b.end_time.is_some_and(|e| e <= *time)).copied().ok_or_else(|| before_first(format!("target time {time}")))
-        }
-        TargetPoint::Lsn { lsn } => {
-            done.iter().rev().find(|b| b.end_lsn.is_some_and(|e| e < *lsn)).copied().ok_or_else(|| before_first(format!("target LSN {lsn}")))
-        }
+        TargetPoint::Time { time } => done
+            .iter()
+            .rev()
+            .find(|b| b.end_time.is_some_and(|e| e <= *time))
+            .copied()
+            .ok_or_else(|| before_first(format!("target time {time}"))),
+        TargetPoint::Lsn { lsn } => done
+            .iter()
+            .rev()
+            .find(|b| b.end_lsn.is_some_and(|e| e < *lsn))
+            .copied()
+            .ok_or_else(|| before_first(format!("target LSN {lsn}"))),
         _ => Ok(done[done.len() - 1]),
     }
 }
@@ -193,7 +236,7 @@ pub fn choose_backup<'a>(catalog: &'a LineageCatalog, target: &Target) -> Result
 pub fn preflight(catalog: &LineageCatalog, target: &Target) -> Preflight {
     let backup = match choose_backup(catalog, target) {
         Ok(b) => b,
-        Err(refusal) => return refusal,
+        Err(refused) => return Preflight::Refused(refused),
     };
     let archive = &catalog.archive;
     let with_backup = |p: Preflight| match p {
@@ -204,14 +247,20 @@ pub fn preflight(catalog: &LineageCatalog, target: &Target) -> Preflight {
         ready => ready,
     };
     let (Some(begin), Some(end)) = (backup.begin_segment(), backup.end_segment()) else {
-        let msg = format!("backup {} has no begin_wal/end_wal in backup.info", backup.backup_id);
+        let msg = format!(
+            "backup {} has no begin_wal/end_wal in backup.info",
+            backup.backup_id
+        );
         return with_backup(refuse(Cause::NoCompletedBackup, msg));
     };
-    if let (TargetPoint::Time { time }, Some(end_time)) = (&target.point, backup.end_time) {
-        if *time < end_time {
-            let msg = format!("target time {time} is before the end of backup {} ({end_time})", backup.backup_id);
-            return with_backup(refuse(Cause::TargetBeforeFirstRecoverabilityPoint, msg));
-        }
+    if let (TargetPoint::Time { time }, Some(end_time)) = (&target.point, backup.end_time)
+        && *time < end_time
+    {
+        let msg = format!(
+            "target time {time} is before the end of backup {} ({end_time})",
+            backup.backup_id
+        );
+        return with_backup(refuse(Cause::TargetBeforeFirstRecoverabilityPoint, msg));
     }
     let latest_tl = archive.latest_descendant(begin.timeline);
     let legs = archive.chain(begin, latest_tl);
@@ -219,10 +268,15 @@ pub fn preflight(catalog: &LineageCatalog, target: &Target) -> Preflight {
     let name = |p: (u32, u64)| archive.segment(p.0, p.1).to_string();
     let gap = |missing: (u32, u64), next: Option<(u32, u64)>, why: &str| {
         let missing_wal = name(missing);
-        let next = next.map(|n| format!("; the archive resumes at {}", name(n))).unwrap_or_default();
+        let next = next
+            .map(|n| format!("; the archive resumes at {}", name(n)))
+            .unwrap_or_default();
         Preflight::Refused(Refusal {
             cause: Cause::WalGap,
-            message: format!("WAL segment {missing_wal} is missing from {}{next}: {why}", catalog.server_name),
+            message: format!(
+                "WAL segment {missing_wal} is missing from {}{next}: {why}",
+                catalog.server_name
+            ),
             missing_wal: Some(missing_wal),
             backup_id: Some(backup.backup_id.clone()),
         })
@@ -232,7 +286,11 @@ pub fn preflight(catalog: &LineageCatalog, target: &Target) -> Preflight {
     let end_leg = leg_of(end.timeline).unwrap_or(0);
     let to_consistency = archive.walk(&legs, Some((end_leg, end.segno(archive.segment_size))));
     if let Some(missing) = to_consistency.missing {
-        return gap(missing, to_consistency.next_present, "the backup cannot reach consistency");
+        return gap(
+            missing,
+            to_consistency.next_present,
+            "the backup cannot reach consistency",
+        );
     }
     let open = archive.walk(&legs, None);
     let reached = open.last.and_then(|(tl, s)| Some((leg_of(tl)?, s)));
@@ -247,7 +305,11 @@ pub fn preflight(catalog: &LineageCatalog, target: &Target) -> Preflight {
     match &target.point {
         TargetPoint::Latest => {
             if let Some(missing) = open.missing.filter(|_| open.is_gap()) {
-                return gap(missing, open.next_present, "recovery to latest would stop there silently");
+                return gap(
+                    missing,
+                    open.next_present,
+                    "recovery to latest would stop there silently",
+                );
             }
             ready.expected_last_wal = open.last.map(name);
             ready.expected_end_lsn = open.last.map(|(_, s)| archive.segment_end(s));
@@ -260,19 +322,34 @@ pub fn preflight(catalog: &LineageCatalog, target: &Target) -> Preflight {
             let target_pos = (target_leg, lsn.0 / archive.segment_size);
             let last_present = last_present_on_chain(catalog, &legs);
             if last_present.is_none_or(|lp| target_pos > lp) {
-                let end = last_present.map(|(_, s)| archive.segment_end(s).to_string()).unwrap_or_default();
-                let msg = format!("target LSN {lsn} is beyond the end of the archive of {} ({end})", catalog.server_name);
+                let end = last_present
+                    .map(|(_, s)| archive.segment_end(s).to_string())
+                    .unwrap_or_default();
+                let msg = format!(
+                    "target LSN {lsn} is beyond the end of the archive of {} ({end})",
+                    catalog.server_name
+                );
                 return with_backup(refuse(Cause::TargetBeyondArchive, msg));
             }
-            if let Some(missing) = open.missing.filter(|_| reached.is_none_or(|r| r < target_pos)) {
+            if let Some(missing) = open
+                .missing
+                .filter(|_| reached.is_none_or(|r| r < target_pos))
+            {
                 return gap(missing, open.next_present, "the target lies after it");
             }
         }
         TargetPoint::Time { time } => match first_uploaded_at_or_after(catalog, &legs, *time) {
-            Found::Unknown => ready.notes.push("upload times unknown: cannot place the target time in the WAL".into()),
+            Found::Unknown => ready
+                .notes
+                .push("upload times unknown: cannot place the target time in the WAL".into()),
             Found::None(last) => {
-                let last = last.map(|t| format!(" (last segment uploaded at {t})")).unwrap_or_default();
-                let msg = format!("target time {time} is after the end of the archive of {}{last}", catalog.server_name);
+                let last = last
+                    .map(|t| format!(" (last segment uploaded at {t})"))
+                    .unwrap_or_default();
+                let msg = format!(
+                    "target time {time} is after the end of the archive of {}{last}",
+                    catalog.server_name
+                );
                 return with_backup(refuse(Cause::TargetBeyondArchive, msg));
             }
             Found::At(pos) => {
@@ -282,7 +359,9 @@ pub fn preflight(catalog: &LineageCatalog, target: &Target) -> Preflight {
             }
         },
         TargetPoint::Xid { .. } | TargetPoint::Name { .. } => {
-            ready.notes.push("the WAL position of an xid or restore point is not known before recovery".into());
+            ready.notes.push(
+                "the WAL position of an xid or restore point is not known before recovery".into(),
+            );
         }
         TargetPoint::Immediate => {}
     }
@@ -307,11 +386,17 @@ enum Found {
 }
 
 /// The first segment along the chain uploaded at or after `time`: it holds the target or later.
-fn first_uploaded_at_or_after(catalog: &LineageCatalog, legs: &[ChainLeg], time: Timestamp) -> Found {
+fn first_uploaded_at_or_after(
+    catalog: &LineageCatalog,
+    legs: &[ChainLeg],
+    time: Timestamp,
+) -> Found {
     let mut latest = None;
     let mut any_known = false;
     for (i, leg) in legs.iter().enumerate() {
-        let Some(segs) = catalog.archive.timelines.get(&leg.timeline) else { continue };
+        let Some(segs) = catalog.archive.timelines.get(&leg.timeline) else {
+            continue;
+        };
         let start = segs.position(leg.from).unwrap_or_else(|p| p);
         for (segno, uploaded) in segs.segnos[start..].iter().zip(&segs.uploaded[start..]) {
             if leg.to.is_some_and(|to| *segno > to) {
@@ -326,5 +411,9 @@ fn first_uploaded_at_or_after(catalog: &LineageCatalog, legs: &[ChainLeg], time:
             }
         }
     }
-    if any_known { Found::None(latest) } else { Found::Unknown }
+    if any_known {
+        Found::None(latest)
+    } else {
+        Found::Unknown
+    }
 }

@@ -12,7 +12,12 @@ pub fn tools_dir() -> Option<PathBuf> {
         return Some(PathBuf::from(dir));
     }
     let starts = [std::env::current_exe().ok(), std::env::current_dir().ok()];
-    starts.into_iter().flatten().find_map(|start| start.ancestors().map(|a| a.join(".tools")).find(|p| p.is_dir()))
+    starts.into_iter().flatten().find_map(|start| {
+        start
+            .ancestors()
+            .map(|a| a.join(".tools"))
+            .find(|p| p.is_dir())
+    })
 }
 
 fn on_path(name: &str) -> Option<PathBuf> {
@@ -25,12 +30,17 @@ fn on_path(name: &str) -> Option<PathBuf> {
 
 /// Directory holding `barman-cloud-*` (the project venv first, then PATH).
 pub fn barman_bin() -> Option<PathBuf> {
-    let venv = tools_dir().map(|t| t.join("barman/bin")).filter(|d| d.join("barman-cloud-backup").is_file());
+    let venv = tools_dir()
+        .map(|t| t.join("barman/bin"))
+        .filter(|d| d.join("barman-cloud-backup").is_file());
     venv.or_else(|| on_path("barman-cloud-backup").and_then(|p| p.parent().map(Path::to_path_buf)))
 }
 
 pub fn moto_server() -> Option<PathBuf> {
-    tools_dir().map(|t| t.join("moto/bin/moto_server")).filter(|p| p.is_file()).or_else(|| on_path("moto_server"))
+    tools_dir()
+        .map(|t| t.join("moto/bin/moto_server"))
+        .filter(|p| p.is_file())
+        .or_else(|| on_path("moto_server"))
 }
 
 pub fn azurite_blob() -> Option<PathBuf> {
@@ -57,13 +67,18 @@ pub fn pg_bin() -> Option<PathBuf> {
         })
         .collect();
     found.sort();
-    found.pop().map(|(_, p)| p).or_else(|| on_path("pg_ctl").and_then(|p| p.parent().map(Path::to_path_buf)))
+    found
+        .pop()
+        .map(|(_, p)| p)
+        .or_else(|| on_path("pg_ctl").and_then(|p| p.parent().map(Path::to_path_buf)))
 }
 
 /// PostgreSQL refuses to run as root, so as root its commands run as `postgres` via runuser
 /// (which keeps the environment, credentials included).
 pub fn is_root() -> bool {
-    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
 }
 
 /// uid and gid of the `postgres` user, from /etc/passwd.
@@ -71,7 +86,8 @@ pub fn postgres_ids() -> Option<(u32, u32)> {
     let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
     passwd.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
-        (f.first() == Some(&"postgres") && f.len() > 3).then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
+        (f.first() == Some(&"postgres") && f.len() > 3)
+            .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
     })
 }
 
@@ -88,10 +104,10 @@ pub fn as_postgres(program: &Path) -> Command {
 
 /// Makes `path` owned by the PostgreSQL user when running as root.
 pub fn give_to_postgres(path: &Path) -> std::io::Result<()> {
-    if is_root() {
-        if let Some((uid, gid)) = postgres_ids() {
-            std::os::unix::fs::chown(path, Some(uid), Some(gid))?;
-        }
+    if is_root()
+        && let Some((uid, gid)) = postgres_ids()
+    {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid))?;
     }
     Ok(())
 }
@@ -99,6 +115,13 @@ pub fn give_to_postgres(path: &Path) -> std::io::Result<()> {
 /// First line of `program --version`, if it runs.
 pub fn version_of(program: &Path) -> Option<String> {
     let out = Command::new(program).arg("--version").output().ok()?;
-    let text = if out.stdout.is_empty() { out.stderr } else { out.stdout };
-    String::from_utf8_lossy(&text).lines().next().map(|l| l.trim().to_string())
+    let text = if out.stdout.is_empty() {
+        out.stderr
+    } else {
+        out.stdout
+    };
+    String::from_utf8_lossy(&text)
+        .lines()
+        .next()
+        .map(|l| l.trim().to_string())
 }

@@ -19,12 +19,28 @@ fn azurite_archive_is_cataloged_like_barman_lists_it() {
     assert_eq!(l["server_name"], "app-v1");
     let barman = sb.barman_json(
         "barman-cloud-backup-list",
-        &["--cloud-provider", "azure-blob-storage", "--format", "json", &dest, "app-v1"],
+        &[
+            "--cloud-provider",
+            "azure-blob-storage",
+            "--format",
+            "json",
+            &dest,
+            "app-v1",
+        ],
     );
     let ours = &l["backups"][0];
     let theirs = &barman["backups_list"][0];
     assert_eq!(ours["backup_id"], backup.as_str());
-    for key in ["backup_id", "begin_wal", "end_wal", "status", "begin_xlog", "end_xlog", "timeline", "version"] {
+    for key in [
+        "backup_id",
+        "begin_wal",
+        "end_wal",
+        "status",
+        "begin_xlog",
+        "end_xlog",
+        "timeline",
+        "version",
+    ] {
         let ours_key = match key {
             "begin_xlog" => "begin_lsn",
             "end_xlog" => "end_lsn",
@@ -37,13 +53,19 @@ fn azurite_archive_is_cataloged_like_barman_lists_it() {
     // WAL: every batch's segment is listed, and the window ends at the last one.
     assert!(l["wal"]["segments"].as_u64().unwrap() >= 3, "{}", l["wal"]);
     assert_eq!(l["wal"]["by_compression"]["gz"], l["wal"]["segments"]);
-    assert_eq!(l["window"]["last_wal"], batches.last().unwrap().wal.as_str());
+    assert_eq!(
+        l["window"]["last_wal"],
+        batches.last().unwrap().wal.as_str()
+    );
     assert!(l["gaps"].as_array().unwrap().is_empty());
 
     // A wrong account key: one line, exit 2, and the key is not echoed.
     let good = sb.var("AZURE_STORAGE_CONNECTION_STRING");
     let bad = good.replace("AccountKey=Eby8", "AccountKey=Xby8");
-    let out = pgdrill_env(&["catalog", &dest], &[("AZURE_STORAGE_CONNECTION_STRING", &bad)]);
+    let out = pgdrill_env(
+        &["catalog", &dest],
+        &[("AZURE_STORAGE_CONNECTION_STRING", &bad)],
+    );
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(err.contains("refused the credentials"), "{err}");

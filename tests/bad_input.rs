@@ -15,11 +15,20 @@ fn one_line_error(out: &std::process::Output, code: i32, needle: &str) {
 #[test]
 fn unreachable_endpoint_exits_2() {
     let out = pgdrill_env(
-        &["catalog", "s3://bucket/path", "--endpoint-url", "http://127.0.0.1:9"],
+        &[
+            "catalog",
+            "s3://bucket/path",
+            "--endpoint-url",
+            "http://127.0.0.1:9",
+        ],
         &[("AWS_ACCESS_KEY_ID", "x"), ("AWS_SECRET_ACCESS_KEY", "y")],
     );
     one_line_error(&out, 2, "unreachable");
-    assert!(stderr(&out).contains("127.0.0.1:9"), "names the endpoint: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("127.0.0.1:9"),
+        "names the endpoint: {}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -30,7 +39,14 @@ fn malformed_destination_is_usage_error() {
 
 #[test]
 fn bad_target_is_usage_error() {
-    let out = pgdrill(&["preflight", "file:///tmp", "--server", "x", "--target", "tomorrow"]);
+    let out = pgdrill(&[
+        "preflight",
+        "file:///tmp",
+        "--server",
+        "x",
+        "--target",
+        "tomorrow",
+    ]);
     one_line_error(&out, 64, "invalid target");
 }
 
@@ -44,11 +60,18 @@ fn unknown_flag_is_usage_error() {
 fn store_file_errors_name_file_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("store.yaml");
-    std::fs::write(&f, "destinationPath: s3://b/p\ns3Credentials:\n  accessKeyID: {name: x, key: y}\n").unwrap();
+    std::fs::write(
+        &f,
+        "destinationPath: s3://b/p\ns3Credentials:\n  accessKeyID: {name: x, key: y}\n",
+    )
+    .unwrap();
     let out = pgdrill(&["catalog", "--store-file", f.to_str().unwrap()]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(64), "{err}");
-    assert!(err.contains("store.yaml") && err.contains("accessKeyID"), "{err}");
+    assert!(
+        err.contains("store.yaml") && err.contains("accessKeyID"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -61,11 +84,23 @@ fn secrets_are_read_from_the_secrets_dir_and_never_printed() {
          accessKeyId: {name: creds, key: ACCESS}\n    secretAccessKey: {name: creds, key: SECRET}\n",
     )
     .unwrap();
-    let out = pgdrill(&["catalog", "--store-file", f.to_str().unwrap(), "--secrets-dir", dir.path().to_str().unwrap()]);
+    let out = pgdrill(&[
+        "catalog",
+        "--store-file",
+        f.to_str().unwrap(),
+        "--secrets-dir",
+        dir.path().to_str().unwrap(),
+    ]);
     one_line_error(&out, 2, "secret \"creds\" key \"ACCESS\"");
     put(dir.path(), "creds/ACCESS", b"AKIASUPERSECRET\n");
     put(dir.path(), "creds/SECRET", b"hunter2-secret\n");
-    let out = pgdrill(&["catalog", "--store-file", f.to_str().unwrap(), "--secrets-dir", dir.path().to_str().unwrap()]);
+    let out = pgdrill(&[
+        "catalog",
+        "--store-file",
+        f.to_str().unwrap(),
+        "--secrets-dir",
+        dir.path().to_str().unwrap(),
+    ]);
     one_line_error(&out, 2, "unreachable");
     assert!(!stderr(&out).contains("AKIASUPERSECRET") && !stderr(&out).contains("hunter2"));
 }

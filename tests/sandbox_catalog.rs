@@ -54,42 +54,103 @@ fn two_lineages_match_barman_and_a_deleted_segment_is_the_gap() {
     // Every lineage, compared with barman-cloud-backup-list for the same lineage.
     let doc = json(&sb.run(&["catalog", &dest, "--output", "json"]));
     let lineages = doc["lineages"].as_array().unwrap();
-    let names: Vec<&str> = lineages.iter().map(|l| l["server_name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = lineages
+        .iter()
+        .map(|l| l["server_name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["app-v1", "app-v2"]);
     for l in lineages {
         let server = l["server_name"].as_str().unwrap();
-        let barman = sb.barman_json("barman-cloud-backup-list", &["--endpoint-url", &endpoint, "--format", "json", &dest, server]);
-        assert_eq!(backups_from_catalog(l), backups_from_barman(&barman), "lineage {server}");
+        let barman = sb.barman_json(
+            "barman-cloud-backup-list",
+            &[
+                "--endpoint-url",
+                &endpoint,
+                "--format",
+                "json",
+                &dest,
+                server,
+            ],
+        );
+        assert_eq!(
+            backups_from_catalog(l),
+            backups_from_barman(&barman),
+            "lineage {server}"
+        );
     }
     let v1 = &lineages[0];
     assert_eq!(v1["backups"].as_array().unwrap().len(), 2);
-    assert!(v1["gaps"].as_array().unwrap().is_empty(), "healthy archive: {}", v1["gaps"]);
+    assert!(
+        v1["gaps"].as_array().unwrap().is_empty(),
+        "healthy archive: {}",
+        v1["gaps"]
+    );
     let v2 = &lineages[1];
-    assert_eq!(v2["timelines"].as_array().unwrap().iter().find(|t| t["timeline"] == 2).unwrap()["parent"], 1);
+    assert_eq!(
+        v2["timelines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["timeline"] == 2)
+            .unwrap()["parent"],
+        1
+    );
     assert_eq!(v2["backups"][0]["timeline"], 2);
     // The v2 archive ends at the WAL of its last batch.
-    let last_v2 = batches.iter().rev().find(|b| b.lineage == "app-v2").unwrap();
+    let last_v2 = batches
+        .iter()
+        .rev()
+        .find(|b| b.lineage == "app-v2")
+        .unwrap();
     assert_eq!(v2["window"]["last_wal"], last_v2.wal.as_str());
 
     // Preflight on the healthy v1 archive.
     let v1_batches: Vec<_> = batches.iter().filter(|b| b.lineage == "app-v1").collect();
     let pre = |target: &str| {
-        let out = sb.run(&["preflight", &dest, "--server", "app-v1", "--target", target, "--output", "json"]);
+        let out = sb.run(&[
+            "preflight",
+            &dest,
+            "--server",
+            "app-v1",
+            "--target",
+            target,
+            "--output",
+            "json",
+        ]);
         (out.status.code(), json(&out))
     };
     let (code, ok_doc) = pre("latest");
     assert_eq!(code, Some(0), "{ok_doc}");
-    assert_eq!(ok_doc["result"]["expected_last_wal"], v1["window"]["last_wal"]);
-    let (code, future) = pre(&format!("time:{}", jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)));
+    assert_eq!(
+        ok_doc["result"]["expected_last_wal"],
+        v1["window"]["last_wal"]
+    );
+    let (code, future) = pre(&format!(
+        "time:{}",
+        jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)
+    ));
     assert_eq!(code, Some(1));
     assert_eq!(future["result"]["cause"], "target_beyond_archive");
 
     // Delete the segment that holds batch 2 (between the first backup and batch 3).
     let victim = v1_batches[1].wal.clone();
     // Credentials through a CNPG-shaped block and a directory of mounted Secrets.
-    put(sb.dir.path(), "secrets/creds/ACCESS_KEY_ID", sb.var("AWS_ACCESS_KEY_ID").as_bytes());
-    put(sb.dir.path(), "secrets/creds/ACCESS_SECRET_KEY", sb.var("AWS_SECRET_ACCESS_KEY").as_bytes());
-    let sel = |key: &str| Some(SecretKeySelector { name: "creds".into(), key: key.into() });
+    put(
+        sb.dir.path(),
+        "secrets/creds/ACCESS_KEY_ID",
+        sb.var("AWS_ACCESS_KEY_ID").as_bytes(),
+    );
+    put(
+        sb.dir.path(),
+        "secrets/creds/ACCESS_SECRET_KEY",
+        sb.var("AWS_SECRET_ACCESS_KEY").as_bytes(),
+    );
+    let sel = |key: &str| {
+        Some(SecretKeySelector {
+            name: "creds".into(),
+            key: key.into(),
+        })
+    };
     let block = BarmanObjectStore {
         destination_path: dest.clone(),
         endpoint_url: Some(endpoint.clone()),
@@ -108,9 +169,16 @@ fn two_lineages_match_barman_and_a_deleted_segment_is_the_gap() {
     }
     .open()
     .unwrap();
-    let key = object_store::path::Path::from(format!("sandbox/app-v1/wals/{}/{victim}.gz", &victim[..16]));
+    let key = object_store::path::Path::from(format!(
+        "sandbox/app-v1/wals/{}/{victim}.gz",
+        &victim[..16]
+    ));
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(object_store::ObjectStoreExt::delete(store.inner.as_ref(), &key)).unwrap();
+    rt.block_on(object_store::ObjectStoreExt::delete(
+        store.inner.as_ref(),
+        &key,
+    ))
+    .unwrap();
 
     let doc = json(&sb.run(&["catalog", &dest, "--server", "app-v1", "--output", "json"]));
     let gaps = doc["lineages"][0]["gaps"].as_array().unwrap().clone();
@@ -119,7 +187,10 @@ fn two_lineages_match_barman_and_a_deleted_segment_is_the_gap() {
     assert_eq!(gaps[0]["missing_segments"], 1);
     assert_eq!(gaps[0]["next_present"], v1_batches[2].wal.as_str());
     let table = ok(sb.run(&["catalog", &dest, "--server", "app-v1"]));
-    assert!(table.contains(&format!("WAL GAP on timeline 1: {victim} missing")), "{table}");
+    assert!(
+        table.contains(&format!("WAL GAP on timeline 1: {victim} missing")),
+        "{table}"
+    );
 
     // A target across the gap (batch 3's commit, restored from the first backup) is refused.
     let (code, across) = pre(&format!("time:{}", v1_batches[2].committed_at));
@@ -131,7 +202,14 @@ fn two_lineages_match_barman_and_a_deleted_segment_is_the_gap() {
     let (code, before) = pre(&format!("time:{}", v1_batches[0].committed_at));
     assert_eq!(code, Some(0), "{before}");
     // Still beyond the archive after it.
-    assert_eq!(pre(&format!("time:{}", jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1))).1["result"]["cause"], "target_beyond_archive");
+    assert_eq!(
+        pre(&format!(
+            "time:{}",
+            jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)
+        ))
+        .1["result"]["cause"],
+        "target_beyond_archive"
+    );
 
     // Missing bucket: one clear line, exit 2.
     let out = sb.run(&["catalog", "s3://no-such-bucket/x"]);
@@ -146,4 +224,3 @@ fn two_lineages_match_barman_and_a_deleted_segment_is_the_gap() {
         assert!(!alive(pid), "pid {pid} still runs after down");
     }
 }
-

@@ -68,7 +68,12 @@ impl Archive {
 
     /// Every timeline that appears in the archive, by WAL or by history file.
     pub fn known_timelines(&self) -> Vec<u32> {
-        let mut all: Vec<u32> = self.timelines.keys().chain(self.histories.keys()).copied().collect();
+        let mut all: Vec<u32> = self
+            .timelines
+            .keys()
+            .chain(self.histories.keys())
+            .copied()
+            .collect();
         all.sort_unstable();
         all.dedup();
         all
@@ -76,7 +81,10 @@ impl Archive {
 
     /// Ancestors of `timeline` (oldest first), from its history file.
     fn ancestry(&self, timeline: u32) -> &[HistoryEntry] {
-        self.histories.get(&timeline).map(Vec::as_slice).unwrap_or(&[])
+        self.histories
+            .get(&timeline)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     /// The newest timeline that descends from `base` (or `base` itself): where recovery with
@@ -93,21 +101,37 @@ impl Archive {
     pub fn chain(&self, begin: SegmentName, to: u32) -> Vec<ChainLeg> {
         let start = begin.segno(self.segment_size);
         if to == begin.timeline {
-            return vec![ChainLeg { timeline: to, from: start, to: None }];
+            return vec![ChainLeg {
+                timeline: to,
+                from: start,
+                to: None,
+            }];
         }
         let ancestry = self.ancestry(to);
         let Some(first) = ancestry.iter().position(|e| e.parent == begin.timeline) else {
-            return vec![ChainLeg { timeline: begin.timeline, from: start, to: None }];
+            return vec![ChainLeg {
+                timeline: begin.timeline,
+                from: start,
+                to: None,
+            }];
         };
         let mut legs = Vec::new();
         let mut from = start;
         for entry in &ancestry[first..] {
             let switch = entry.switch_lsn.0;
             let last_on_parent = switch.saturating_sub(1) / self.segment_size;
-            legs.push(ChainLeg { timeline: entry.parent, from, to: Some(last_on_parent.max(from)) });
+            legs.push(ChainLeg {
+                timeline: entry.parent,
+                from,
+                to: Some(last_on_parent.max(from)),
+            });
             from = switch / self.segment_size;
         }
-        legs.push(ChainLeg { timeline: to, from, to: None });
+        legs.push(ChainLeg {
+            timeline: to,
+            from,
+            to: None,
+        });
         legs
     }
 
@@ -117,7 +141,9 @@ impl Archive {
         let mut walk = Walk::default();
         for (i, leg) in legs.iter().enumerate() {
             let bound = match stop {
-                Some((leg_idx, segno)) if leg_idx == i => Some(leg.to.map_or(segno, |t| t.min(segno))),
+                Some((leg_idx, segno)) if leg_idx == i => {
+                    Some(leg.to.map_or(segno, |t| t.min(segno)))
+                }
                 Some((leg_idx, _)) if leg_idx < i => break,
                 _ => leg.to,
             };
@@ -200,16 +226,24 @@ mod tests {
     use crate::catalog::wal::DEFAULT_SEGMENT_SIZE as S;
 
     fn archive(tls: &[(u32, &[u64])], histories: &[(u32, &[(u32, u64)])]) -> Archive {
-        let mut a = Archive { segment_size: S, ..Default::default() };
+        let mut a = Archive {
+            segment_size: S,
+            ..Default::default()
+        };
         for (tl, segnos) in tls {
             let segnos = segnos.to_vec();
             let uploaded = vec![None; segnos.len()];
-            a.timelines.insert(*tl, TimelineSegments { segnos, uploaded });
+            a.timelines
+                .insert(*tl, TimelineSegments { segnos, uploaded });
         }
         for (tl, entries) in histories {
             let entries = entries
                 .iter()
-                .map(|(p, lsn)| HistoryEntry { parent: *p, switch_lsn: Lsn(*lsn), reason: String::new() })
+                .map(|(p, lsn)| HistoryEntry {
+                    parent: *p,
+                    switch_lsn: Lsn(*lsn),
+                    reason: String::new(),
+                })
                 .collect();
             a.histories.insert(*tl, entries);
         }
@@ -220,7 +254,14 @@ mod tests {
     fn open_walk_reaches_the_end_or_finds_the_gap() {
         let a = archive(&[(1, &[2, 3, 4, 5])], &[]);
         let legs = a.chain(a.segment(1, 2), 1);
-        assert_eq!(a.walk(&legs, None), Walk { last: Some((1, 5)), missing: None, next_present: None });
+        assert_eq!(
+            a.walk(&legs, None),
+            Walk {
+                last: Some((1, 5)),
+                missing: None,
+                next_present: None
+            }
+        );
         let g = archive(&[(1, &[2, 3, 5, 6])], &[]);
         let w = g.walk(&g.chain(g.segment(1, 2), 1), None);
         assert_eq!(w.last, Some((1, 3)));
@@ -232,13 +273,33 @@ mod tests {
     #[test]
     fn follows_a_timeline_switch() {
         // TLI 1 up to segment 7, switch at 0/8000000, TLI 2 from segment 8.
-        let a = archive(&[(1, &[2, 3, 4, 5, 6, 7]), (2, &[8, 9])], &[(2, &[(1, 8 * S)])]);
+        let a = archive(
+            &[(1, &[2, 3, 4, 5, 6, 7]), (2, &[8, 9])],
+            &[(2, &[(1, 8 * S)])],
+        );
         assert_eq!(a.latest_descendant(1), 2);
         let legs = a.chain(a.segment(1, 3), 2);
-        assert_eq!(legs, vec![ChainLeg { timeline: 1, from: 3, to: Some(7) }, ChainLeg { timeline: 2, from: 8, to: None }]);
+        assert_eq!(
+            legs,
+            vec![
+                ChainLeg {
+                    timeline: 1,
+                    from: 3,
+                    to: Some(7)
+                },
+                ChainLeg {
+                    timeline: 2,
+                    from: 8,
+                    to: None
+                }
+            ]
+        );
         assert_eq!(a.walk(&legs, None).last, Some((2, 9)));
         // A hole on the parent before the switch is a gap.
-        let b = archive(&[(1, &[2, 3, 5, 6, 7]), (2, &[8, 9])], &[(2, &[(1, 8 * S)])]);
+        let b = archive(
+            &[(1, &[2, 3, 5, 6, 7]), (2, &[8, 9])],
+            &[(2, &[(1, 8 * S)])],
+        );
         let w = b.walk(&b.chain(b.segment(1, 2), 2), None);
         assert_eq!((w.missing, w.next_present), (Some((1, 4)), Some((1, 5))));
     }
@@ -247,7 +308,14 @@ mod tests {
     fn stop_bounds_the_walk() {
         let a = archive(&[(1, &[2, 3, 5])], &[]);
         let legs = a.chain(a.segment(1, 2), 1);
-        assert_eq!(a.walk(&legs, Some((0, 3))), Walk { last: Some((1, 3)), missing: None, next_present: None });
+        assert_eq!(
+            a.walk(&legs, Some((0, 3))),
+            Walk {
+                last: Some((1, 3)),
+                missing: None,
+                next_present: None
+            }
+        );
         assert!(a.walk(&legs, Some((0, 5))).is_gap());
         assert_eq!(a.holes(), vec![(1, 4, 1, 5)]);
     }

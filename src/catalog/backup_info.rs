@@ -55,7 +55,8 @@ impl BackupInfo {
 
     /// PostgreSQL major version (`150004` → 15, `90624` → 9).
     pub fn server_major(&self) -> Option<u32> {
-        self.server_version.map(|v| if v >= 100_000 { v / 10_000 } else { v / 100 })
+        self.server_version
+            .map(|v| if v >= 100_000 { v / 10_000 } else { v / 100 })
     }
 
     pub fn begin_segment(&self) -> Option<SegmentName> {
@@ -74,7 +75,10 @@ impl BackupInfo {
                 continue;
             }
             let Some((key, value)) = line.split_once('=') else {
-                return Err(BackupInfoError { line: i + 1, problem: format!("expected key=value, found {line:?}") });
+                return Err(BackupInfoError {
+                    line: i + 1,
+                    problem: format!("expected key=value, found {line:?}"),
+                });
             };
             let value = value.trim();
             if value != "None" {
@@ -82,27 +86,37 @@ impl BackupInfo {
             }
         }
         if fields.is_empty() {
-            return Err(BackupInfoError { line: 0, problem: "file holds no key=value lines".into() });
+            return Err(BackupInfoError {
+                line: 0,
+                problem: "file holds no key=value lines".into(),
+            });
         }
         let text_of = |k: &str| fields.get(k).map(|(_, v)| (*v).to_string());
-        let typed = |k: &str, expected: &str, ok: &dyn Fn(&str) -> bool| -> Result<(), BackupInfoError> {
-            match fields.get(k) {
-                Some((line, v)) if !ok(v) => Err(BackupInfoError {
-                    line: *line,
-                    problem: format!("{k}: expected {expected}, found {v:?}"),
-                }),
-                _ => Ok(()),
-            }
-        };
+        let typed =
+            |k: &str, expected: &str, ok: &dyn Fn(&str) -> bool| -> Result<(), BackupInfoError> {
+                match fields.get(k) {
+                    Some((line, v)) if !ok(v) => Err(BackupInfoError {
+                        line: *line,
+                        problem: format!("{k}: expected {expected}, found {v:?}"),
+                    }),
+                    _ => Ok(()),
+                }
+            };
         typed("begin_time", "a timestamp", &|v| parse_time(v).is_some())?;
         typed("end_time", "a timestamp", &|v| parse_time(v).is_some())?;
         typed("begin_xlog", "an LSN", &|v| v.parse::<Lsn>().is_ok())?;
         typed("end_xlog", "an LSN", &|v| v.parse::<Lsn>().is_ok())?;
         typed("timeline", "an integer", &|v| v.parse::<u32>().is_ok())?;
         typed("version", "an integer", &|v| v.parse::<u32>().is_ok())?;
-        typed("xlog_segment_size", "a power of two", &|v| v.parse::<u64>().is_ok_and(|n| n.is_power_of_two()))?;
-        typed("begin_wal", "a WAL name", &|v| SegmentName::parse(v).is_some())?;
-        typed("end_wal", "a WAL name", &|v| SegmentName::parse(v).is_some())?;
+        typed("xlog_segment_size", "a power of two", &|v| {
+            v.parse::<u64>().is_ok_and(|n| n.is_power_of_two())
+        })?;
+        typed("begin_wal", "a WAL name", &|v| {
+            SegmentName::parse(v).is_some()
+        })?;
+        typed("end_wal", "a WAL name", &|v| {
+            SegmentName::parse(v).is_some()
+        })?;
         let get = |k: &str| fields.get(k).map(|(_, v)| *v);
         Ok(Self {
             backup_id: backup_id.to_string(),
@@ -116,7 +130,9 @@ impl BackupInfo {
             end_lsn: get("end_xlog").and_then(|v| v.parse().ok()),
             timeline: get("timeline").and_then(|v| v.parse().ok()),
             server_version: get("version").and_then(|v| v.parse().ok()),
-            xlog_segment_size: get("xlog_segment_size").and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_SEGMENT_SIZE),
+            xlog_segment_size: get("xlog_segment_size")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(DEFAULT_SEGMENT_SIZE),
             size: get("size").and_then(|v| v.parse().ok()),
             cluster_size: get("cluster_size").and_then(|v| v.parse().ok()),
             systemid: text_of("systemid"),
@@ -138,13 +154,16 @@ pub fn parse_time(value: &str) -> Option<Timestamp> {
     // Postgres prints short offsets (`+00`); jiff wants `+00:00`.
     if let Some(idx) = v.rfind(['+', '-']).filter(|i| *i > 10) {
         let (head, off) = v.split_at(idx);
-        if off.len() == 3 {
-            if let Ok(ts) = format!("{head}{off}:00").parse::<Timestamp>() {
-                return Some(ts);
-            }
+        if off.len() == 3
+            && let Ok(ts) = format!("{head}{off}:00").parse::<Timestamp>()
+        {
+            return Some(ts);
         }
     }
-    v.parse::<jiff::civil::DateTime>().ok().and_then(|dt| dt.to_zoned(jiff::tz::TimeZone::UTC).ok()).map(|z| z.timestamp())
+    v.parse::<jiff::civil::DateTime>()
+        .ok()
+        .and_then(|dt| dt.to_zoned(jiff::tz::TimeZone::UTC).ok())
+        .map(|z| z.timestamp())
 }
 
 #[cfg(test)]
@@ -175,19 +194,36 @@ xlog_segment_size=16777216\nsystemid=7300000000000000001\n";
 
     #[test]
     fn reads_offsets_and_short_forms() {
-        assert_eq!(parse_time("2025-01-15 12:00:00+02:00").unwrap().to_string(), "2025-01-15T10:00:00Z");
-        assert_eq!(parse_time("2025-01-15 12:00:00+00").unwrap().to_string(), "2025-01-15T12:00:00Z");
-        assert_eq!(parse_time("2025-01-15T12:00:00Z").unwrap().to_string(), "2025-01-15T12:00:00Z");
-        assert_eq!(parse_time("2025-01-15 12:00:00").unwrap().to_string(), "2025-01-15T12:00:00Z");
+        assert_eq!(
+            parse_time("2025-01-15 12:00:00+02:00").unwrap().to_string(),
+            "2025-01-15T10:00:00Z"
+        );
+        assert_eq!(
+            parse_time("2025-01-15 12:00:00+00").unwrap().to_string(),
+            "2025-01-15T12:00:00Z"
+        );
+        assert_eq!(
+            parse_time("2025-01-15T12:00:00Z").unwrap().to_string(),
+            "2025-01-15T12:00:00Z"
+        );
+        assert_eq!(
+            parse_time("2025-01-15 12:00:00").unwrap().to_string(),
+            "2025-01-15T12:00:00Z"
+        );
         assert!(parse_time("yesterday").is_none());
     }
 
     #[test]
     fn failed_and_started_backups() {
-        let failed = BackupInfo::parse("x", "status=FAILED\nerror=failure uploading data (boom)\n").unwrap();
+        let failed =
+            BackupInfo::parse("x", "status=FAILED\nerror=failure uploading data (boom)\n").unwrap();
         assert_eq!(failed.state(), "failed");
         assert!(!failed.is_done());
-        let started = BackupInfo::parse("x", "status=STARTED\nbegin_time=2025-01-15 12:00:00+00:00\n").unwrap();
+        let started = BackupInfo::parse(
+            "x",
+            "status=STARTED\nbegin_time=2025-01-15 12:00:00+00:00\n",
+        )
+        .unwrap();
         assert_eq!(started.state(), "incomplete");
     }
 

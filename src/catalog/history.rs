@@ -21,11 +21,23 @@ pub fn parse_history(text: &str) -> Result<Vec<HistoryEntry>, String> {
             continue;
         }
         let mut parts = line.splitn(3, char::is_whitespace);
-        let bad = || format!("line {}: expected 'parentTLI<TAB>switchLSN<TAB>reason', found {line:?}", i + 1);
+        let bad = || {
+            format!(
+                "line {}: expected 'parentTLI<TAB>switchLSN<TAB>reason', found {line:?}",
+                i + 1
+            )
+        };
         let parent = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
-        let switch_lsn = parts.next().and_then(|p| p.trim().parse().ok()).ok_or_else(bad)?;
+        let switch_lsn = parts
+            .next()
+            .and_then(|p| p.trim().parse().ok())
+            .ok_or_else(bad)?;
         let reason = parts.next().unwrap_or("").trim().to_string();
-        entries.push(HistoryEntry { parent, switch_lsn, reason });
+        entries.push(HistoryEntry {
+            parent,
+            switch_lsn,
+            reason,
+        });
     }
     Ok(entries)
 }
@@ -36,7 +48,10 @@ mod tests {
 
     #[test]
     fn parses_measured_content() {
-        let h = parse_history("1\t0/8000000\tno recovery target specified\n\n2\t0/A000000\tat restore point \"x\"\n").unwrap();
+        let h = parse_history(
+            "1\t0/8000000\tno recovery target specified\n\n2\t0/A000000\tat restore point \"x\"\n",
+        )
+        .unwrap();
         assert_eq!(h.len(), 2);
         assert_eq!(h[0].parent, 1);
         assert_eq!(h[0].switch_lsn.to_string(), "0/8000000");

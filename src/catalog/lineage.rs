@@ -122,7 +122,12 @@ pub struct LineageCatalog {
 impl LineageCatalog {
     /// Done backups (begin and end time set), oldest end first.
     pub fn done_backups(&self) -> impl Iterator<Item = &BackupInfo> {
-        let mut done: Vec<&BackupInfo> = self.backups.iter().map(|b| &b.info).filter(|b| b.is_done()).collect();
+        let mut done: Vec<&BackupInfo> = self
+            .backups
+            .iter()
+            .map(|b| &b.info)
+            .filter(|b| b.is_done())
+            .collect();
         done.sort_by_key(|b| (b.end_time, b.backup_id.clone()));
         done.into_iter()
     }
@@ -143,33 +148,56 @@ impl LineageCatalog {
         let mut with_info = Vec::new();
         for (id, text) in listing.backup_infos {
             with_info.push(id.clone());
-            match text.and_then(|t| BackupInfo::parse(&id, &t).map_err(|e| format!("backup.info {e}"))) {
-                Ok(info) => backups.push(Backup { state: info.state(), info }),
-                Err(reason) => unreadable_backups.push(Problem { backup_id: id, reason }),
+            match text
+                .and_then(|t| BackupInfo::parse(&id, &t).map_err(|e| format!("backup.info {e}")))
+            {
+                Ok(info) => backups.push(Backup {
+                    state: info.state(),
+                    info,
+                }),
+                Err(reason) => unreadable_backups.push(Problem {
+                    backup_id: id,
+                    reason,
+                }),
             }
         }
         backups.sort_by(|a, b| a.info.backup_id.cmp(&b.info.backup_id));
-        let mut incomplete_backups: Vec<String> =
-            listing.backup_folders.into_iter().filter(|f| !with_info.contains(f)).collect();
+        let mut incomplete_backups: Vec<String> = listing
+            .backup_folders
+            .into_iter()
+            .filter(|f| !with_info.contains(f))
+            .collect();
         incomplete_backups.sort();
 
         let segment_size = segment_size_of(&backups, &mut warnings);
-        let mut archive = Archive { segment_size, ..Default::default() };
+        let mut archive = Archive {
+            segment_size,
+            ..Default::default()
+        };
         let mut counts = WalCounts::default();
         let mut partial: BTreeMap<u32, Vec<String>> = BTreeMap::new();
         let mut raw: BTreeMap<u32, Vec<(u64, Option<Timestamp>)>> = BTreeMap::new();
         for (file, uploaded) in listing.wal {
             match file {
-                WalFile::Segment { name, partial: is_partial, compression } => {
+                WalFile::Segment {
+                    name,
+                    partial: is_partial,
+                    compression,
+                } => {
                     if let Some(c) = compression {
                         *counts.by_compression.entry(c.to_string()).or_default() += 1;
                     }
                     if is_partial {
                         counts.partial += 1;
-                        partial.entry(name.timeline).or_default().push(format!("{name}.partial"));
+                        partial
+                            .entry(name.timeline)
+                            .or_default()
+                            .push(format!("{name}.partial"));
                     } else {
                         counts.segments += 1;
-                        raw.entry(name.timeline).or_default().push((name.segno(segment_size), uploaded));
+                        raw.entry(name.timeline)
+                            .or_default()
+                            .push((name.segno(segment_size), uploaded));
                     }
                 }
                 WalFile::BackupLabel { .. } => counts.backup_labels += 1,
@@ -180,14 +208,18 @@ impl LineageCatalog {
             segs.sort_unstable_by_key(|s| s.0);
             segs.dedup_by_key(|s| s.0);
             let (segnos, uploaded) = segs.into_iter().unzip();
-            archive.timelines.insert(tl, TimelineSegments { segnos, uploaded });
+            archive
+                .timelines
+                .insert(tl, TimelineSegments { segnos, uploaded });
         }
         for (tl, text) in listing.histories {
             match text.and_then(|t| parse_history(&t)) {
                 Ok(entries) => {
                     archive.histories.insert(tl, entries);
                 }
-                Err(e) => warnings.push(format!("history file of timeline {tl} is unreadable: {e}")),
+                Err(e) => {
+                    warnings.push(format!("history file of timeline {tl} is unreadable: {e}"))
+                }
             }
         }
         if !listing.unrecognized.is_empty() {
@@ -213,7 +245,10 @@ impl LineageCatalog {
             warnings,
             archive,
         };
-        catalog.continuity = catalog.done_backups().filter_map(|b| continuity_of(&catalog.archive, b)).collect();
+        catalog.continuity = catalog
+            .done_backups()
+            .filter_map(|b| continuity_of(&catalog.archive, b))
+            .collect();
         catalog.gaps = gaps_of(&catalog);
         catalog.window = window_of(&catalog);
         catalog
@@ -225,9 +260,13 @@ fn segment_size_of(backups: &[Backup], warnings: &mut Vec<String>) -> u64 {
     sizes.sort_unstable();
     sizes.dedup();
     if sizes.len() > 1 {
-        warnings.push(format!("backups disagree on xlog_segment_size ({sizes:?}); using the newest"));
+        warnings.push(format!(
+            "backups disagree on xlog_segment_size ({sizes:?}); using the newest"
+        ));
     }
-    backups.last().map_or(DEFAULT_SEGMENT_SIZE, |b| b.info.xlog_segment_size)
+    backups
+        .last()
+        .map_or(DEFAULT_SEGMENT_SIZE, |b| b.info.xlog_segment_size)
 }
 
 fn summarize_timelines(
@@ -246,7 +285,9 @@ fn summarize_timelines(
                 (1, _) => "not_needed",
                 (_, Some(_)) => "present",
                 _ => {
-                    warnings.push(format!("timeline {tl} has WAL but no {tl:08X}.history file"));
+                    warnings.push(format!(
+                        "timeline {tl} has WAL but no {tl:08X}.history file"
+                    ));
                     "missing"
                 }
             };
@@ -307,7 +348,9 @@ fn gaps_of(catalog: &LineageCatalog) -> Vec<Gap> {
             first_missing: archive.segment(tl, first).to_string(),
             missing_segments: count,
             next_present: archive.segment(tl, next).to_string(),
-            affects_recovery: needed_from.iter().any(|(t, from)| *t < tl || (*t == tl && *from <= first)),
+            affects_recovery: needed_from
+                .iter()
+                .any(|(t, from)| *t < tl || (*t == tl && *from <= first)),
         })
         .collect()
 }
@@ -316,12 +359,19 @@ fn window_of(catalog: &LineageCatalog) -> Option<Window> {
     let mut done = catalog.done_backups();
     let oldest = done.next()?;
     let newest = done.last().unwrap_or(oldest);
-    let reach = catalog.continuity.iter().find(|c| c.backup_id == newest.backup_id);
+    let reach = catalog
+        .continuity
+        .iter()
+        .find(|c| c.backup_id == newest.backup_id);
     let last_wal = reach.and_then(|c| c.reaches_wal.clone());
     let last_archived_at = last_wal
         .as_deref()
         .and_then(SegmentName::parse)
-        .and_then(|s| catalog.archive.uploaded(s.timeline, s.segno(catalog.segment_size)));
+        .and_then(|s| {
+            catalog
+                .archive
+                .uploaded(s.timeline, s.segno(catalog.segment_size))
+        });
     Some(Window {
         first_point: oldest.end_time?,
         last_backup_end: newest.end_time?,

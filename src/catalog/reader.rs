@@ -16,8 +16,15 @@ const CONCURRENCY: usize = 16;
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("{what} at {endpoint}: {kind}: {detail}", kind = .kind.describe())]
-    Store { what: String, endpoint: String, kind: FailureKind, detail: String },
-    #[error("no barman-cloud lineage under {destination}: expected <serverName>/base/ or <serverName>/wals/ folders")]
+    Store {
+        what: String,
+        endpoint: String,
+        kind: FailureKind,
+        detail: String,
+    },
+    #[error(
+        "no barman-cloud lineage under {destination}: expected <serverName>/base/ or <serverName>/wals/ folders"
+    )]
     NoLayout { destination: String },
     #[error("lineage {server:?} not found under {destination}: it holds no base/ or wals/ objects")]
     NoSuchLineage { server: String, destination: String },
@@ -34,10 +41,26 @@ impl ReadError {
 
 /// The first line of an error, with any query string (SAS tokens) cut from URLs.
 fn scrub(err: &object_store::Error) -> String {
-    let line = err.to_string().lines().next().unwrap_or_default().to_string();
-    let line = line.split("<?xml").next().unwrap_or_default().trim_end_matches([' ', ':']).to_string();
+    let line = err
+        .to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let line = line
+        .split("<?xml")
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches([' ', ':'])
+        .to_string();
     line.split_whitespace()
-        .map(|w| if w.contains("://") { w.split('?').next().unwrap_or(w).to_string() } else { w.to_string() })
+        .map(|w| {
+            if w.contains("://") {
+                w.split('?').next().unwrap_or(w).to_string()
+            } else {
+                w.to_string()
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -53,15 +76,27 @@ impl<'a> CatalogReader<'a> {
 
     fn path(&self, rel: &str) -> Path {
         let p = &self.store.prefix;
-        if p.is_empty() { Path::from(rel) } else { Path::from(format!("{p}/{rel}")) }
+        if p.is_empty() {
+            Path::from(rel)
+        } else {
+            Path::from(format!("{p}/{rel}"))
+        }
     }
 
     fn fail(&self, what: String, err: &object_store::Error) -> ReadError {
-        ReadError::Store { what, endpoint: self.store.endpoint.clone(), kind: classify(err), detail: scrub(err) }
+        ReadError::Store {
+            what,
+            endpoint: self.store.endpoint.clone(),
+            kind: classify(err),
+            detail: scrub(err),
+        }
     }
 
     /// Folder names directly under `rel` (with a trailing-slash delimiter listing).
-    async fn folders(&self, rel: &str) -> Result<(Vec<String>, Vec<object_store::ObjectMeta>), ReadError> {
+    async fn folders(
+        &self,
+        rel: &str,
+    ) -> Result<(Vec<String>, Vec<object_store::ObjectMeta>), ReadError> {
         let path = self.path(rel);
         let listing = self
             .store
@@ -69,12 +104,19 @@ impl<'a> CatalogReader<'a> {
             .list_with_delimiter(Some(&path))
             .await
             .map_err(|e| self.fail(format!("listing {}", self.display(rel)), &e))?;
-        let names = listing.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect();
+        let names = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .collect();
         Ok((names, listing.objects))
     }
 
     fn display(&self, rel: &str) -> String {
-        format!("{}/{rel}", self.store.destination_path.trim_end_matches('/'))
+        format!(
+            "{}/{rel}",
+            self.store.destination_path.trim_end_matches('/')
+        )
     }
 
     /// Every serverName folder that holds `base/` or `wals/`.
@@ -83,19 +125,32 @@ impl<'a> CatalogReader<'a> {
         let checks = stream::iter(folders)
             .map(|name| async move {
                 let (sub, _) = self.folders(&name).await?;
-                Ok::<_, ReadError>(sub.iter().any(|s| s == "base" || s == "wals").then_some(name))
+                Ok::<_, ReadError>(
+                    sub.iter()
+                        .any(|s| s == "base" || s == "wals")
+                        .then_some(name),
+                )
             })
             .buffered(CONCURRENCY);
-        let found: Vec<String> = checks.try_filter_map(|n| async move { Ok(n) }).try_collect().await?;
+        let found: Vec<String> = checks
+            .try_filter_map(|n| async move { Ok(n) })
+            .try_collect()
+            .await?;
         if found.is_empty() {
-            return Err(ReadError::NoLayout { destination: self.store.destination_path.clone() });
+            return Err(ReadError::NoLayout {
+                destination: self.store.destination_path.clone(),
+            });
         }
         Ok(found)
     }
 
     async fn read_text(&self, rel: &str) -> Result<Option<Vec<u8>>, ReadError> {
         match self.store.inner.get(&self.path(rel)).await {
-            Ok(r) => r.bytes().await.map(|b| Some(b.to_vec())).map_err(|e| self.fail(format!("reading {}", self.display(rel)), &e)),
+            Ok(r) => r
+                .bytes()
+                .await
+                .map(|b| Some(b.to_vec()))
+                .map_err(|e| self.fail(format!("reading {}", self.display(rel)), &e)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(self.fail(format!("reading {}", self.display(rel)), &e)),
         }
@@ -103,7 +158,10 @@ impl<'a> CatalogReader<'a> {
 
     /// Lists and reads one lineage.
     pub async fn read(&self, server: &str) -> Result<LineageCatalog, ReadError> {
-        let mut listing = Listing { server_name: server.to_string(), ..Default::default() };
+        let mut listing = Listing {
+            server_name: server.to_string(),
+            ..Default::default()
+        };
         let (top, _) = self.folders(server).await?;
         if !top.iter().any(|s| s == "base" || s == "wals") {
             return Err(ReadError::NoSuchLineage {
@@ -112,13 +170,17 @@ impl<'a> CatalogReader<'a> {
             });
         }
         let (base, wals) = (format!("{server}/base"), format!("{server}/wals"));
-        let ((backups, _), (hash_dirs, root_objects)) = tokio::try_join!(self.folders(&base), self.folders(&wals))?;
+        let ((backups, _), (hash_dirs, root_objects)) =
+            tokio::try_join!(self.folders(&base), self.folders(&wals))?;
 
         listing.backup_infos = stream::iter(backups.iter().cloned())
             .map(|id| async move {
                 let rel = format!("{server}/base/{id}/backup.info");
                 let text = match self.read_text(&rel).await {
-                    Ok(Some(bytes)) => Some(String::from_utf8(bytes).map_err(|_| "backup.info is not UTF-8 text".to_string())),
+                    Ok(Some(bytes)) => Some(
+                        String::from_utf8(bytes)
+                            .map_err(|_| "backup.info is not UTF-8 text".to_string()),
+                    ),
                     Ok(None) => None,
                     Err(e) => Some(Err(e.to_string())),
                 };
@@ -131,14 +193,28 @@ impl<'a> CatalogReader<'a> {
         listing.backup_folders = backups;
 
         let wals_prefix = format!("{}/", self.path(&format!("{server}/wals")));
-        let relative = |meta: &object_store::ObjectMeta| meta.location.as_ref().strip_prefix(&wals_prefix).map(str::to_string);
+        let relative = |meta: &object_store::ObjectMeta| {
+            meta.location
+                .as_ref()
+                .strip_prefix(&wals_prefix)
+                .map(str::to_string)
+        };
         let mut history_names = Vec::new();
         for meta in &root_objects {
             let Some(rel) = relative(meta) else { continue };
             match parse_wal_key(&rel) {
-                Some(WalFile::History { timeline, compression }) => {
+                Some(WalFile::History {
+                    timeline,
+                    compression,
+                }) => {
                     history_names.push((timeline, rel.clone(), compression));
-                    listing.wal.push((WalFile::History { timeline, compression }, Some(to_jiff(meta.last_modified))));
+                    listing.wal.push((
+                        WalFile::History {
+                            timeline,
+                            compression,
+                        },
+                        Some(to_jiff(meta.last_modified)),
+                    ));
                 }
                 _ => listing.unrecognized.push(rel),
             }
@@ -148,8 +224,13 @@ impl<'a> CatalogReader<'a> {
                 let path = self.path(&format!("{server}/wals/{dir}"));
                 let what = format!("listing {}", self.display(&format!("{server}/wals/{dir}/")));
                 async move {
-                    let metas: Vec<object_store::ObjectMeta> =
-                        self.store.inner.list(Some(&path)).try_collect().await.map_err(|e| self.fail(what, &e))?;
+                    let metas: Vec<object_store::ObjectMeta> = self
+                        .store
+                        .inner
+                        .list(Some(&path))
+                        .try_collect()
+                        .await
+                        .map_err(|e| self.fail(what, &e))?;
                     Ok::<_, ReadError>(metas)
                 }
             })
@@ -180,8 +261,10 @@ impl<'a> CatalogReader<'a> {
 }
 
 fn to_jiff(t: chrono::DateTime<chrono::Utc>) -> jiff::Timestamp {
-    jiff::Timestamp::from_nanosecond(i128::from(t.timestamp()) * 1_000_000_000 + i128::from(t.timestamp_subsec_nanos()))
-        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+    jiff::Timestamp::from_nanosecond(
+        i128::from(t.timestamp()) * 1_000_000_000 + i128::from(t.timestamp_subsec_nanos()),
+    )
+    .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
 }
 
 fn decompress(bytes: &[u8], compression: Option<&str>) -> Result<String, String> {
@@ -189,10 +272,16 @@ fn decompress(bytes: &[u8], compression: Option<&str>) -> Result<String, String>
         None => bytes.to_vec(),
         Some("gz") => {
             let mut out = Vec::new();
-            flate2::read::GzDecoder::new(bytes).read_to_end(&mut out).map_err(|e| format!("gzip: {e}"))?;
+            flate2::read::GzDecoder::new(bytes)
+                .read_to_end(&mut out)
+                .map_err(|e| format!("gzip: {e}"))?;
             out
         }
-        Some(other) => return Err(format!("{other} compression is not supported for history files")),
+        Some(other) => {
+            return Err(format!(
+                "{other} compression is not supported for history files"
+            ));
+        }
     };
     String::from_utf8(raw).map_err(|_| "not UTF-8 text".to_string())
 }

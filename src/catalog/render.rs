@@ -17,7 +17,11 @@ pub struct CatalogDocument<'a> {
 }
 
 pub fn to_json(destination_path: &str, lineages: &[LineageCatalog]) -> String {
-    let doc = CatalogDocument { schema: SCHEMA, destination_path, lineages };
+    let doc = CatalogDocument {
+        schema: SCHEMA,
+        destination_path,
+        lineages,
+    };
     serde_json::to_string_pretty(&doc).expect("catalog serializes")
 }
 
@@ -30,11 +34,16 @@ fn human_size(bytes: Option<u64>) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{b} B") } else { format!("{v:.1} {}", units[u]) }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
 }
 
 fn time(t: Option<jiff::Timestamp>) -> String {
-    t.map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_else(|| "-".into())
+    t.map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| "-".into())
 }
 
 pub fn to_table(destination_path: &str, lineages: &[LineageCatalog]) -> String {
@@ -47,7 +56,9 @@ pub fn to_table(destination_path: &str, lineages: &[LineageCatalog]) -> String {
                     out,
                     "  recoverable from {} to {} (last WAL {}, archived {})",
                     time(Some(w.first_point)),
-                    w.last_lsn.map(|l| l.to_string()).unwrap_or_else(|| "-".into()),
+                    w.last_lsn
+                        .map(|l| l.to_string())
+                        .unwrap_or_else(|| "-".into()),
                     w.last_wal.as_deref().unwrap_or("-"),
                     time(w.last_archived_at),
                 );
@@ -67,9 +78,21 @@ pub fn to_table(destination_path: &str, lineages: &[LineageCatalog]) -> String {
         if !l.backups.is_empty() {
             let mut t = Table::new();
             t.load_preset(UTF8_FULL_CONDENSED);
-            t.set_header(["backup", "state", "TLI", "begin WAL", "end WAL", "ended", "size", "WAL to end"]);
+            t.set_header([
+                "backup",
+                "state",
+                "TLI",
+                "begin WAL",
+                "end WAL",
+                "ended",
+                "size",
+                "WAL to end",
+            ]);
             for b in &l.backups {
-                let reach = l.continuity.iter().find(|c| c.backup_id == b.info.backup_id);
+                let reach = l
+                    .continuity
+                    .iter()
+                    .find(|c| c.backup_id == b.info.backup_id);
                 let reach = match reach {
                     Some(c) if c.continuous => "continuous".to_string(),
                     Some(c) => format!("GAP at {}", c.first_missing.as_deref().unwrap_or("?")),
@@ -78,7 +101,10 @@ pub fn to_table(destination_path: &str, lineages: &[LineageCatalog]) -> String {
                 t.add_row([
                     b.info.backup_id.clone(),
                     b.state.to_string(),
-                    b.info.timeline.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
+                    b.info
+                        .timeline
+                        .map(|t| t.to_string())
+                        .unwrap_or_else(|| "-".into()),
                     b.info.begin_wal.clone().unwrap_or_else(|| "-".into()),
                     b.info.end_wal.clone().unwrap_or_else(|| "-".into()),
                     time(b.info.end_time),
@@ -90,7 +116,10 @@ pub fn to_table(destination_path: &str, lineages: &[LineageCatalog]) -> String {
         }
         if l.timelines.len() > 1 {
             for t in &l.timelines {
-                let parent = t.parent.map(|p| format!(" from {p} at {}", t.switch_lsn.unwrap_or_default())).unwrap_or_default();
+                let parent = t
+                    .parent
+                    .map(|p| format!(" from {p} at {}", t.switch_lsn.unwrap_or_default()))
+                    .unwrap_or_default();
                 let _ = writeln!(
                     out,
                     "  timeline {}{parent}: {} segments, last {} (history {})",
@@ -109,11 +138,18 @@ pub fn to_table(destination_path: &str, lineages: &[LineageCatalog]) -> String {
                 g.first_missing,
                 g.missing_segments,
                 g.next_present,
-                if g.affects_recovery { "" } else { " (before the oldest backup)" }
+                if g.affects_recovery {
+                    ""
+                } else {
+                    " (before the oldest backup)"
+                }
             );
         }
         for id in &l.incomplete_backups {
-            let _ = writeln!(out, "  backup {id}: no backup.info (in progress or abandoned)");
+            let _ = writeln!(
+                out,
+                "  backup {id}: no backup.info (in progress or abandoned)"
+            );
         }
         for p in &l.unreadable_backups {
             let _ = writeln!(out, "  backup {}: unreadable: {}", p.backup_id, p.reason);

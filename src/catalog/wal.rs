@@ -25,7 +25,11 @@ impl SegmentName {
             return None;
         }
         let part = |r: std::ops::Range<usize>| u32::from_str_radix(&name[r], 16).ok();
-        Some(Self { timeline: part(0..8)?, log: part(8..16)?, seg: part(16..24)? })
+        Some(Self {
+            timeline: part(0..8)?,
+            log: part(8..16)?,
+            seg: part(16..24)?,
+        })
     }
 
     /// The segment number counted from LSN 0 for a given segment size.
@@ -35,7 +39,11 @@ impl SegmentName {
 
     pub fn from_segno(timeline: u32, segno: u64, segment_size: u64) -> Self {
         let per_log = segments_per_log(segment_size);
-        Self { timeline, log: (segno / per_log) as u32, seg: (segno % per_log) as u32 }
+        Self {
+            timeline,
+            log: (segno / per_log) as u32,
+            seg: (segno % per_log) as u32,
+        }
     }
 
     /// The segment that holds `lsn` on `timeline`.
@@ -63,19 +71,26 @@ pub fn segment_end(segno: u64, segment_size: u64) -> Lsn {
 /// What one object under `wals/` is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WalFile {
-    Segment { name: SegmentName, partial: bool, compression: Option<&'static str> },
+    Segment {
+        name: SegmentName,
+        partial: bool,
+        compression: Option<&'static str>,
+    },
     /// `<segment>.<offset>.backup`: a backup history file.
     BackupLabel { name: SegmentName },
     /// `<timeline>.history`, which lives at the `wals/` root.
-    History { timeline: u32, compression: Option<&'static str> },
+    History {
+        timeline: u32,
+        compression: Option<&'static str>,
+    },
 }
 
 /// Splits one known compression suffix off a file name.
 pub fn strip_compression(file: &str) -> (&str, Option<&'static str>) {
-    if let Some((stem, ext)) = file.rsplit_once('.') {
-        if let Some(known) = COMPRESSION_SUFFIXES.iter().find(|s| **s == ext) {
-            return (stem, Some(known));
-        }
+    if let Some((stem, ext)) = file.rsplit_once('.')
+        && let Some(known) = COMPRESSION_SUFFIXES.iter().find(|s| **s == ext)
+    {
+        return (stem, Some(known));
     }
     (file, None)
 }
@@ -90,27 +105,41 @@ pub fn parse_wal_key(relative: &str) -> Option<WalFile> {
                 return None;
             }
             let timeline = u32::from_str_radix(tli, 16).ok()?;
-            Some(WalFile::History { timeline, compression })
+            Some(WalFile::History {
+                timeline,
+                compression,
+            })
         }
         Some((hash, file)) => {
             let (stem, compression) = strip_compression(file);
             let parsed = if let Some(seg) = stem.strip_suffix(".partial") {
-                WalFile::Segment { name: SegmentName::parse(seg)?, partial: true, compression }
+                WalFile::Segment {
+                    name: SegmentName::parse(seg)?,
+                    partial: true,
+                    compression,
+                }
             } else if let Some(rest) = stem.strip_suffix(".backup") {
                 let (seg, offset) = rest.split_once('.')?;
                 if offset.len() != 8 || !offset.bytes().all(|b| b.is_ascii_hexdigit()) {
                     return None;
                 }
-                WalFile::BackupLabel { name: SegmentName::parse(seg)? }
+                WalFile::BackupLabel {
+                    name: SegmentName::parse(seg)?,
+                }
             } else {
-                WalFile::Segment { name: SegmentName::parse(stem)?, partial: false, compression }
+                WalFile::Segment {
+                    name: SegmentName::parse(stem)?,
+                    partial: false,
+                    compression,
+                }
             };
             let name = match &parsed {
                 WalFile::Segment { name, .. } | WalFile::BackupLabel { name } => name,
                 WalFile::History { .. } => unreachable!("history files have no hash folder"),
             };
             // The hash folder is the first 16 characters of the segment name.
-            hash.eq_ignore_ascii_case(&name.to_string()[..16]).then_some(parsed)
+            hash.eq_ignore_ascii_case(&name.to_string()[..16])
+                .then_some(parsed)
         }
     }
 }
@@ -123,34 +152,75 @@ mod tests {
     fn parses_segments_and_wraps_at_ff() {
         let a = SegmentName::parse("0000000100000000000000FF").unwrap();
         let b = SegmentName::parse("000000010000000100000000").unwrap();
-        assert_eq!(a.segno(DEFAULT_SEGMENT_SIZE) + 1, b.segno(DEFAULT_SEGMENT_SIZE));
+        assert_eq!(
+            a.segno(DEFAULT_SEGMENT_SIZE) + 1,
+            b.segno(DEFAULT_SEGMENT_SIZE)
+        );
         assert_eq!(SegmentName::from_segno(1, 256, DEFAULT_SEGMENT_SIZE), b);
         // 64 MiB segments: 64 per log, so seg 3F is followed by the next log.
         let s64 = 64 * 1024 * 1024;
         let c = SegmentName::parse("00000001000000000000003F").unwrap();
-        assert_eq!(SegmentName::from_segno(1, c.segno(s64) + 1, s64).to_string(), "000000010000000100000000");
+        assert_eq!(
+            SegmentName::from_segno(1, c.segno(s64) + 1, s64).to_string(),
+            "000000010000000100000000"
+        );
     }
 
     #[test]
     fn lsn_to_segment() {
         let lsn: Lsn = "0/7024A08".parse().unwrap();
-        assert_eq!(SegmentName::containing(2, lsn, DEFAULT_SEGMENT_SIZE).to_string(), "000000020000000000000007");
-        assert_eq!(segment_end(7, DEFAULT_SEGMENT_SIZE).to_string(), "0/8000000");
+        assert_eq!(
+            SegmentName::containing(2, lsn, DEFAULT_SEGMENT_SIZE).to_string(),
+            "000000020000000000000007"
+        );
+        assert_eq!(
+            segment_end(7, DEFAULT_SEGMENT_SIZE).to_string(),
+            "0/8000000"
+        );
     }
 
     #[test]
     fn classifies_keys() {
         let seg = "0000000100000000/000000010000000000000003";
-        assert!(matches!(parse_wal_key(seg), Some(WalFile::Segment { partial: false, compression: None, .. })));
+        assert!(matches!(
+            parse_wal_key(seg),
+            Some(WalFile::Segment {
+                partial: false,
+                compression: None,
+                ..
+            })
+        ));
         for ext in COMPRESSION_SUFFIXES {
             let key = format!("{seg}.{ext}");
-            assert!(matches!(parse_wal_key(&key), Some(WalFile::Segment { compression: Some(c), .. }) if c == ext), "{key}");
+            assert!(
+                matches!(parse_wal_key(&key), Some(WalFile::Segment { compression: Some(c), .. }) if c == ext),
+                "{key}"
+            );
         }
-        assert!(matches!(parse_wal_key(&format!("{seg}.partial.gz")), Some(WalFile::Segment { partial: true, .. })));
-        assert!(matches!(parse_wal_key(&format!("{seg}.00000028.backup")), Some(WalFile::BackupLabel { .. })));
-        assert_eq!(parse_wal_key("00000002.history.gz"), Some(WalFile::History { timeline: 2, compression: Some("gz") }));
-        assert_eq!(parse_wal_key("0000000100000001/000000010000000000000003"), None, "wrong hash folder");
+        assert!(matches!(
+            parse_wal_key(&format!("{seg}.partial.gz")),
+            Some(WalFile::Segment { partial: true, .. })
+        ));
+        assert!(matches!(
+            parse_wal_key(&format!("{seg}.00000028.backup")),
+            Some(WalFile::BackupLabel { .. })
+        ));
+        assert_eq!(
+            parse_wal_key("00000002.history.gz"),
+            Some(WalFile::History {
+                timeline: 2,
+                compression: Some("gz")
+            })
+        );
+        assert_eq!(
+            parse_wal_key("0000000100000001/000000010000000000000003"),
+            None,
+            "wrong hash folder"
+        );
         assert_eq!(parse_wal_key("0000000100000000/README"), None);
-        assert_eq!(parse_wal_key("0000000100000000/000000010000000000000003.rar"), None);
+        assert_eq!(
+            parse_wal_key("0000000100000000/000000010000000000000003.rar"),
+            None
+        );
     }
 }

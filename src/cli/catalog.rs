@@ -21,7 +21,9 @@ fn read_failure(e: ReadError) -> Failure {
 
 pub async fn catalog(args: CatalogArgs) -> Result<i32, Failure> {
     let store = open(&args.store)?;
-    let lineages = catalog::read_catalog(&store, &args.servers).await.map_err(read_failure)?;
+    let lineages = catalog::read_catalog(&store, &args.servers)
+        .await
+        .map_err(read_failure)?;
     match args.output {
         Output::Json => println!("{}", render::to_json(&store.destination_path, &lineages)),
         Output::Table => print!("{}", render::to_table(&store.destination_path, &lineages)),
@@ -35,7 +37,10 @@ pub async fn preflight(args: PreflightArgs) -> Result<i32, Failure> {
         target.backup_id = args.backup_id.clone();
     }
     let store = open(&args.store)?;
-    let lineage = catalog::CatalogReader::new(&store).read(&args.server).await.map_err(read_failure)?;
+    let lineage = catalog::CatalogReader::new(&store)
+        .read(&args.server)
+        .await
+        .map_err(read_failure)?;
     let decision = decide(&lineage, &target);
     match args.output {
         Output::Json => {
@@ -45,13 +50,22 @@ pub async fn preflight(args: PreflightArgs) -> Result<i32, Failure> {
                 "target": target,
                 "result": decision,
             });
-            println!("{}", serde_json::to_string_pretty(&doc).expect("serializes"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&doc).expect("serializes")
+            );
         }
         Output::Table => match &decision {
             Preflight::Ready(r) => {
-                println!("ready: {} can reach {target} from backup {}", args.server, r.backup_id);
+                println!(
+                    "ready: {} can reach {target} from backup {}",
+                    args.server, r.backup_id
+                );
                 if let Some(wal) = &r.expected_last_wal {
-                    println!("  replay must end in {wal} (LSN {})", r.expected_end_lsn.unwrap_or_default());
+                    println!(
+                        "  replay must end in {wal} (LSN {})",
+                        r.expected_end_lsn.unwrap_or_default()
+                    );
                 }
                 for n in &r.notes {
                     println!("  note: {n}");

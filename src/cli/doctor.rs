@@ -26,9 +26,22 @@ struct Check {
     hint: &'static str,
 }
 
-fn check(component: &'static str, required_for: &'static str, path: Option<PathBuf>, probe: Option<PathBuf>, hint: &'static str) -> Check {
+fn check(
+    component: &'static str,
+    required_for: &'static str,
+    path: Option<PathBuf>,
+    probe: Option<PathBuf>,
+    hint: &'static str,
+) -> Check {
     let version = probe.as_deref().and_then(tools::version_of);
-    Check { component, required_for, found: path.is_some(), path, version, hint }
+    Check {
+        component,
+        required_for,
+        found: path.is_some(),
+        path,
+        version,
+        hint,
+    }
 }
 
 pub fn doctor(args: DoctorArgs) -> Result<i32, Failure> {
@@ -37,10 +50,34 @@ pub fn doctor(args: DoctorArgs) -> Result<i32, Failure> {
     let moto = tools::moto_server();
     let azurite = tools::azurite_blob();
     let checks = vec![
-        check("postgresql", "local drills, sandbox", pg.clone(), pg.as_ref().map(|p| p.join("pg_ctl")), "apt-get install -y postgresql (or set PGDRILL_PG_BIN)"),
-        check("barman-cloud", "local drills, sandbox", barman.clone(), barman.as_ref().map(|p| p.join("barman-cloud-backup")), "scripts/prereqs.sh (pip barman[cloud,azure] in .tools/barman)"),
-        check("s3-endpoint (moto)", "sandbox, tests", moto.clone(), None, "scripts/prereqs.sh (pip moto[server] in .tools/moto)"),
-        check("azure-endpoint (azurite)", "Azure sandbox, tests", azurite.clone(), None, "scripts/prereqs.sh (npm azurite in .tools/azurite)"),
+        check(
+            "postgresql",
+            "local drills, sandbox",
+            pg.clone(),
+            pg.as_ref().map(|p| p.join("pg_ctl")),
+            "apt-get install -y postgresql (or set PGDRILL_PG_BIN)",
+        ),
+        check(
+            "barman-cloud",
+            "local drills, sandbox",
+            barman.clone(),
+            barman.as_ref().map(|p| p.join("barman-cloud-backup")),
+            "scripts/prereqs.sh (pip barman[cloud,azure] in .tools/barman)",
+        ),
+        check(
+            "s3-endpoint (moto)",
+            "sandbox, tests",
+            moto.clone(),
+            None,
+            "scripts/prereqs.sh (pip moto[server] in .tools/moto)",
+        ),
+        check(
+            "azure-endpoint (azurite)",
+            "Azure sandbox, tests",
+            azurite.clone(),
+            None,
+            "scripts/prereqs.sh (npm azurite in .tools/azurite)",
+        ),
         check(
             "postgres user",
             "running PostgreSQL as root",
@@ -49,11 +86,15 @@ pub fn doctor(args: DoctorArgs) -> Result<i32, Failure> {
             "create a 'postgres' user (the postgresql package does)",
         ),
     ];
-    let required_missing = checks.iter().take(2).any(|c| !c.found) || (tools::is_root() && !checks[4].found);
+    let required_missing =
+        checks.iter().take(2).any(|c| !c.found) || (tools::is_root() && !checks[4].found);
     match args.output {
         Output::Json => {
             let doc = serde_json::json!({ "schema": "pgdrill.doctor/v1", "ok": !required_missing, "checks": checks });
-            println!("{}", serde_json::to_string_pretty(&doc).expect("serializes"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&doc).expect("serializes")
+            );
         }
         Output::Table => {
             for c in &checks {
@@ -71,7 +112,9 @@ pub fn doctor(args: DoctorArgs) -> Result<i32, Failure> {
         }
     }
     if required_missing {
-        return Err(Failure::error("required prerequisites are missing; run scripts/prereqs.sh"));
+        return Err(Failure::error(
+            "required prerequisites are missing; run scripts/prereqs.sh",
+        ));
     }
     Ok(exit::OK)
 }

@@ -106,12 +106,21 @@ pub struct StoreArgs {
 
 impl StoreArgs {
     pub fn spec(&self) -> Result<StoreSpec, Failure> {
-        let block = self.store_file.as_deref().map(load_store_file).transpose().map_err(Failure::usage)?;
+        let block = self
+            .store_file
+            .as_deref()
+            .map(load_store_file)
+            .transpose()
+            .map_err(Failure::usage)?;
         let destination_path = self
             .destination_path
             .clone()
             .or_else(|| block.as_ref().map(|b| b.destination_path.clone()))
-            .ok_or_else(|| Failure::usage("a DESTINATION_PATH (or --store-file with destinationPath) is required"))?;
+            .ok_or_else(|| {
+                Failure::usage(
+                    "a DESTINATION_PATH (or --store-file with destinationPath) is required",
+                )
+            })?;
         Ok(StoreSpec {
             destination_path,
             endpoint_url: self.endpoint_url.clone(),
@@ -151,8 +160,14 @@ pub struct PreflightArgs {
 }
 
 pub fn init_tracing(filter: &str) {
-    let level = filter.parse::<tracing::Level>().unwrap_or(tracing::Level::WARN);
-    let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(level).with_target(false).try_init();
+    let level = filter
+        .parse::<tracing::Level>()
+        .unwrap_or(tracing::Level::WARN);
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false)
+        .try_init();
 }
 
 /// Runs the parsed command and returns the process exit code.

@@ -88,11 +88,27 @@ fn fail(e: SandboxError) -> Failure {
 
 pub async fn run(cmd: SandboxCommand) -> Result<i32, Failure> {
     match cmd {
-        SandboxCommand::Up { dir, name, store, bucket } => {
+        SandboxCommand::Up {
+            dir,
+            name,
+            store,
+            bucket,
+        } => {
             eprintln!("starting the {} endpoint and PostgreSQL…", store.as_str());
-            let st = sandbox::up(&UpOptions { dir: dir.dir, name, store, bucket }).await.map_err(fail)?;
+            let st = sandbox::up(&UpOptions {
+                dir: dir.dir,
+                name,
+                store,
+                bucket,
+            })
+            .await
+            .map_err(fail)?;
             println!("sandbox up in {}", st.dir.display());
-            println!("  object store   {} ({})", st.store.endpoint, st.store.kind.as_str());
+            println!(
+                "  object store   {} ({})",
+                st.store.endpoint,
+                st.store.kind.as_str()
+            );
             println!("  destination    {}", st.destination_path);
             println!("  lineage        {}", st.active().server_name);
             println!("  source         {}", st.active().url());
@@ -115,14 +131,27 @@ pub async fn run(cmd: SandboxCommand) -> Result<i32, Failure> {
                 "workload_batches": sandbox::read_workload(&st.dir).map(|w| w.len()).unwrap_or(0),
             });
             match output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&doc).expect("serializes")),
+                Output::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&doc).expect("serializes")
+                ),
                 Output::Table => {
                     let run = |b: bool| if b { "running" } else { "stopped" };
                     println!("sandbox {}", st.dir.display());
-                    println!("  store {} {} ({})", st.store.kind.as_str(), st.store.endpoint, run(st.store.is_running()));
+                    println!(
+                        "  store {} {} ({})",
+                        st.store.kind.as_str(),
+                        st.store.endpoint,
+                        run(st.store.is_running())
+                    );
                     println!("  destination {}", st.destination_path);
                     for s in &st.servers {
-                        println!("  postgres {} port {} ({})", s.server_name, s.port, run(s.is_running()));
+                        println!(
+                            "  postgres {} port {} ({})",
+                            s.server_name,
+                            s.port,
+                            run(s.is_running())
+                        );
                     }
                     println!("  active lineage {}", st.active().server_name);
                 }
@@ -134,9 +163,20 @@ pub async fn run(cmd: SandboxCommand) -> Result<i32, Failure> {
             println!("{id}");
         }
         SandboxCommand::Workload { dir, batches, rows } => {
-            for r in sandbox::workload(&dir.dir, batches, rows).await.map_err(fail)? {
-                let counts: Vec<String> = r.counts.iter().map(|(t, n)| format!("{t}={n}")).collect();
-                println!("batch {} at {} lsn {} wal {} {}", r.batch, r.committed_at, r.lsn, r.wal, counts.join(" "));
+            for r in sandbox::workload(&dir.dir, batches, rows)
+                .await
+                .map_err(fail)?
+            {
+                let counts: Vec<String> =
+                    r.counts.iter().map(|(t, n)| format!("{t}={n}")).collect();
+                println!(
+                    "batch {} at {} lsn {} wal {} {}",
+                    r.batch,
+                    r.committed_at,
+                    r.lsn,
+                    r.wal,
+                    counts.join(" ")
+                );
             }
         }
         SandboxCommand::NewLineage { dir } => {

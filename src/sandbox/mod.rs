@@ -19,7 +19,10 @@ pub enum SandboxError {
     #[error("{0}")]
     Missing(String),
     #[error("{what}: {source}")]
-    Io { what: String, source: std::io::Error },
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Step(String),
     #[error("no sandbox in {0} (run `pgdrill sandbox up --dir {0}` first)")]
@@ -54,8 +57,12 @@ pub async fn up(opts: &UpOptions) -> Result<State> {
             opts.dir.display()
         )));
     }
-    std::fs::create_dir_all(opts.dir.join("logs")).map_err(io(format!("creating {}", opts.dir.display())))?;
-    let dir = opts.dir.canonicalize().map_err(io("resolving the sandbox directory"))?;
+    std::fs::create_dir_all(opts.dir.join("logs"))
+        .map_err(io(format!("creating {}", opts.dir.display())))?;
+    let dir = opts
+        .dir
+        .canonicalize()
+        .map_err(io("resolving the sandbox directory"))?;
     // The PostgreSQL user must be able to reach its data and socket directories.
     set_mode(&dir, 0o755)?;
     let mut st = State::new(&dir, &opts.name, barman, pg_bin);
@@ -85,12 +92,15 @@ pub async fn up(opts: &UpOptions) -> Result<State> {
 }
 
 fn missing(what: &str) -> SandboxError {
-    SandboxError::Missing(format!("{what} not found: run scripts/prereqs.sh (see `pgdrill doctor`)"))
+    SandboxError::Missing(format!(
+        "{what} not found: run scripts/prereqs.sh (see `pgdrill doctor`)"
+    ))
 }
 
 pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io(format!("chmod {}", path.display())))
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(io(format!("chmod {}", path.display())))
 }
 
 /// Takes a base backup of the active server into its lineage and returns the backup id.

@@ -17,7 +17,10 @@ pub fn free_port() -> Result<u16> {
 
 pub async fn wait_for_port(port: u16, pid: u32, what: &str, log: &Path) -> Result<()> {
     for _ in 0..300 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             return Ok(());
         }
         if !pid_alive(pid) {
@@ -27,28 +30,41 @@ pub async fn wait_for_port(port: u16, pid: u32, what: &str, log: &Path) -> Resul
     }
     let tail = std::fs::read_to_string(log).unwrap_or_default();
     let tail: Vec<&str> = tail.lines().rev().take(5).collect();
-    Err(SandboxError::Step(format!("{what} did not start on port {port}; log {}: {}", log.display(), tail.join(" | "))))
+    Err(SandboxError::Step(format!(
+        "{what} did not start on port {port}; log {}: {}",
+        log.display(),
+        tail.join(" | ")
+    )))
 }
 
 pub async fn start(dir: &Path, kind: StoreKind) -> Result<StoreState> {
     let port = free_port()?;
     let log_path = dir.join("logs").join(format!("{}.log", kind.as_str()));
-    let log = std::fs::File::create(&log_path).map_err(io(format!("creating {}", log_path.display())))?;
+    let log =
+        std::fs::File::create(&log_path).map_err(io(format!("creating {}", log_path.display())))?;
     let mut cmd = match kind {
         StoreKind::S3 => {
-            let moto = tools::moto_server().ok_or_else(|| super::missing("moto_server (S3 endpoint)"))?;
+            let moto =
+                tools::moto_server().ok_or_else(|| super::missing("moto_server (S3 endpoint)"))?;
             let mut c = Command::new(moto);
             c.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
             c
         }
         StoreKind::Azure => {
-            let azurite = tools::azurite_blob().ok_or_else(|| super::missing("azurite-blob (Azure endpoint)"))?;
+            let azurite = tools::azurite_blob()
+                .ok_or_else(|| super::missing("azurite-blob (Azure endpoint)"))?;
             let data = dir.join("azurite");
             std::fs::create_dir_all(&data).map_err(io("creating the Azurite folder"))?;
             let mut c = Command::new(azurite);
-            c.args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string(), "--location"])
-                .arg(&data)
-                .args(["--skipApiVersionCheck", "--disableTelemetry", "--loose"]);
+            c.args([
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                &port.to_string(),
+                "--location",
+            ])
+            .arg(&data)
+            .args(["--skipApiVersionCheck", "--disableTelemetry", "--loose"]);
             c
         }
     };
@@ -63,8 +79,18 @@ pub async fn start(dir: &Path, kind: StoreKind) -> Result<StoreState> {
         .spawn()
         .map_err(io(format!("starting the {} endpoint", kind.as_str())))?;
     let pid = child.id();
-    let state = StoreState { kind, endpoint: format!("http://127.0.0.1:{port}"), pid };
-    wait_for_port(port, pid, &format!("the {} endpoint", kind.as_str()), &log_path).await?;
+    let state = StoreState {
+        kind,
+        endpoint: format!("http://127.0.0.1:{port}"),
+        pid,
+    };
+    wait_for_port(
+        port,
+        pid,
+        &format!("the {} endpoint", kind.as_str()),
+        &log_path,
+    )
+    .await?;
     Ok(state)
 }
 
@@ -81,12 +107,16 @@ pub async fn create_bucket(st: &State) -> Result<()> {
         }
     };
     let mut cmd = tokio::process::Command::new(python);
-    cmd.args(["-c", script, &st.store.endpoint, &st.bucket]).envs(st.store_env());
+    cmd.args(["-c", script, &st.store.endpoint, &st.bucket])
+        .envs(st.store_env());
     let out = cmd.output().await.map_err(io("creating the bucket"))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         let last = err.lines().last().unwrap_or_default();
-        return Err(SandboxError::Step(format!("creating bucket {}: {last}", st.bucket)));
+        return Err(SandboxError::Step(format!(
+            "creating bucket {}: {last}",
+            st.bucket
+        )));
     }
     Ok(())
 }
@@ -96,15 +126,22 @@ pub fn stop(store: &StoreState) -> Result<bool> {
     if store.pid == 0 || !pid_alive(store.pid) {
         return Ok(false);
     }
-    let _ = Command::new("kill").args(["-TERM", "--", &format!("-{}", store.pid)]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", "--", &format!("-{}", store.pid)])
+        .status();
     for i in 0..100 {
         if !pid_alive(store.pid) {
             return Ok(true);
         }
         if i == 50 {
-            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", store.pid)]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", store.pid)])
+                .status();
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    Err(SandboxError::Step(format!("the object store (pid {}) did not stop", store.pid)))
+    Err(SandboxError::Step(format!(
+        "the object store (pid {}) did not stop",
+        store.pid
+    )))
 }

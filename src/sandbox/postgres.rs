@@ -17,9 +17,23 @@ pub async fn run(cmd: std::process::Command, what: &str) -> Result<String> {
         return Ok(stdout);
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let tail: Vec<&str> = stderr.lines().chain(stdout.lines()).filter(|l| !l.trim().is_empty()).collect();
-    let tail = tail.iter().rev().take(3).rev().cloned().collect::<Vec<_>>().join(" | ");
-    Err(SandboxError::Step(format!("{what} failed ({}): {tail}", out.status)))
+    let tail: Vec<&str> = stderr
+        .lines()
+        .chain(stdout.lines())
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let tail = tail
+        .iter()
+        .rev()
+        .take(3)
+        .rev()
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" | ");
+    Err(SandboxError::Step(format!(
+        "{what} failed ({}): {tail}",
+        out.status
+    )))
 }
 
 fn pg(st: &State, tool: &str) -> std::process::Command {
@@ -46,21 +60,35 @@ fn pg_dir(st: &State) -> Result<std::path::PathBuf> {
 fn archive_command(st: &State, server: &str) -> String {
     let mut parts = vec![st.barman("barman-cloud-wal-archive").display().to_string()];
     parts.extend(st.barman_args());
-    parts.extend(["--gzip".to_string(), st.destination_path.clone(), server.to_string(), "%p".to_string()]);
+    parts.extend([
+        "--gzip".to_string(),
+        st.destination_path.clone(),
+        server.to_string(),
+        "%p".to_string(),
+    ]);
     parts.join(" ")
 }
 
 fn restore_command(st: &State, server: &str) -> String {
     let mut parts = vec![st.barman("barman-cloud-wal-restore").display().to_string()];
     parts.extend(st.barman_args());
-    parts.extend([st.destination_path.clone(), server.to_string(), "%f".to_string(), "%p".to_string()]);
+    parts.extend([
+        st.destination_path.clone(),
+        server.to_string(),
+        "%f".to_string(),
+        "%p".to_string(),
+    ]);
     parts.join(" ")
 }
 
 fn append(file: &Path, lines: &str) -> Result<()> {
     use std::io::Write;
-    let mut f = std::fs::OpenOptions::new().append(true).open(file).map_err(io(format!("opening {}", file.display())))?;
-    f.write_all(lines.as_bytes()).map_err(io(format!("writing {}", file.display())))
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(file)
+        .map_err(io(format!("opening {}", file.display())))?;
+    f.write_all(lines.as_bytes())
+        .map_err(io(format!("writing {}", file.display())))
 }
 
 /// initdb a source server that archives into `server`.
@@ -68,7 +96,9 @@ pub async fn init(st: &State, server: &str) -> Result<ServerState> {
     let root = pg_dir(st)?;
     let data = root.join(server);
     let mut c = pg(st, "initdb");
-    c.args(["-D"]).arg(&data).args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]);
+    c.args(["-D"])
+        .arg(&data)
+        .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]);
     run(c, "initdb").await?;
     let port = free_port()?;
     let conf = format!(
@@ -78,16 +108,32 @@ pub async fn init(st: &State, server: &str) -> Result<ServerState> {
         archive = archive_command(st, server),
     );
     append(&data.join("postgresql.conf"), &conf)?;
-    Ok(ServerState { server_name: server.to_string(), data_dir: data, port })
+    Ok(ServerState {
+        server_name: server.to_string(),
+        data_dir: data,
+        port,
+    })
 }
 
 pub async fn start(st: &State, server: &ServerState) -> Result<()> {
-    let log = st.dir.join("logs").join(format!("{}.log", server.server_name));
+    let log = st
+        .dir
+        .join("logs")
+        .join(format!("{}.log", server.server_name));
     std::fs::File::create(&log).map_err(io("creating the server log"))?;
     tools::give_to_postgres(&log).map_err(io("chown server log"))?;
     let mut c = pg(st, "pg_ctl");
-    c.arg("-D").arg(&server.data_dir).arg("-l").arg(&log).args(["-w", "-t", "120", "start"]);
-    run(c, &format!("starting PostgreSQL for {}", server.server_name)).await.map(|_| ())
+    c.arg("-D")
+        .arg(&server.data_dir)
+        .arg("-l")
+        .arg(&log)
+        .args(["-w", "-t", "120", "start"]);
+    run(
+        c,
+        &format!("starting PostgreSQL for {}", server.server_name),
+    )
+    .await
+    .map(|_| ())
 }
 
 pub fn stop(st: &State, server: &ServerState) -> Result<()> {
@@ -95,7 +141,9 @@ pub fn stop(st: &State, server: &ServerState) -> Result<()> {
         return Ok(());
     }
     let mut c = pg(st, "pg_ctl");
-    c.arg("-D").arg(&server.data_dir).args(["-m", "fast", "-w", "-t", "60", "stop"]);
+    c.arg("-D")
+        .arg(&server.data_dir)
+        .args(["-m", "fast", "-w", "-t", "60", "stop"]);
     let out = c.output().map_err(io("stopping PostgreSQL"))?;
     if !out.status.success() && server.is_running() {
         return Err(SandboxError::Step(format!(
@@ -108,7 +156,10 @@ pub fn stop(st: &State, server: &ServerState) -> Result<()> {
 }
 
 pub async fn connect(server: &ServerState) -> Result<tokio_postgres::Client> {
-    let conn = format!("host=127.0.0.1 port={} user=postgres dbname=postgres connect_timeout=5", server.port);
+    let conn = format!(
+        "host=127.0.0.1 port={} user=postgres dbname=postgres connect_timeout=5",
+        server.port
+    );
     let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
         .await
         .map_err(|e| SandboxError::Step(format!("connecting to {}: {e}", server.server_name)))?;
@@ -117,7 +168,14 @@ pub async fn connect(server: &ServerState) -> Result<tokio_postgres::Client> {
 }
 
 pub fn sql_err(what: &str) -> impl FnOnce(tokio_postgres::Error) -> SandboxError + '_ {
-    move |e| SandboxError::Step(format!("{what}: {}", e.as_db_error().map(|d| d.message().to_string()).unwrap_or(e.to_string())))
+    move |e| {
+        SandboxError::Step(format!(
+            "{what}: {}",
+            e.as_db_error()
+                .map(|d| d.message().to_string())
+                .unwrap_or(e.to_string())
+        ))
+    }
 }
 
 /// Waits until the server accepts connections and has left recovery.
@@ -125,7 +183,10 @@ pub async fn wait_ready(server: &ServerState) -> Result<()> {
     let mut last = String::new();
     for _ in 0..600 {
         if !server.is_running() {
-            return Err(SandboxError::Step(format!("PostgreSQL {} exited during start-up", server.server_name)));
+            return Err(SandboxError::Step(format!(
+                "PostgreSQL {} exited during start-up",
+                server.server_name
+            )));
         }
         match connect(server).await {
             Ok(c) => match c.query_one("select pg_is_in_recovery()", &[]).await {
@@ -137,7 +198,10 @@ pub async fn wait_ready(server: &ServerState) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    Err(SandboxError::Step(format!("PostgreSQL {} not ready after 120 s: {last}", server.server_name)))
+    Err(SandboxError::Step(format!(
+        "PostgreSQL {} not ready after 120 s: {last}",
+        server.server_name
+    )))
 }
 
 /// barman-cloud-backup of the active server; returns the new backup id.
@@ -146,14 +210,25 @@ pub async fn base_backup(st: &State) -> Result<String> {
     let before = backup_ids(st, &server.server_name).await?;
     let name = format!("backup-{}", jiff::Timestamp::now().strftime("%Y%m%d%H%M%S"));
     let mut c = barman(st, "barman-cloud-backup");
-    c.args(["--gzip", "--immediate-checkpoint", "-h", "127.0.0.1", "-p", &server.port.to_string(), "-U", "postgres"])
-        .args(["--name", &name, &st.destination_path, &server.server_name]);
+    c.args([
+        "--gzip",
+        "--immediate-checkpoint",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &server.port.to_string(),
+        "-U",
+        "postgres",
+    ])
+    .args(["--name", &name, &st.destination_path, &server.server_name]);
     run(c, &format!("barman-cloud-backup of {}", server.server_name)).await?;
     let after = backup_ids(st, &server.server_name).await?;
     after
         .into_iter()
         .find(|id| !before.contains(id))
-        .ok_or_else(|| SandboxError::Step("barman-cloud-backup finished but no new backup is listed".into()))
+        .ok_or_else(|| {
+            SandboxError::Step("barman-cloud-backup finished but no new backup is listed".into())
+        })
 }
 
 /// Backup ids as barman-cloud-backup-list reports them.
@@ -161,11 +236,15 @@ pub async fn backup_ids(st: &State, server: &str) -> Result<Vec<String>> {
     let mut c = barman(st, "barman-cloud-backup-list");
     c.args(["--format", "json", &st.destination_path, server]);
     let out = run(c, "barman-cloud-backup-list").await?;
-    let doc: serde_json::Value =
-        serde_json::from_str(&out).map_err(|e| SandboxError::Step(format!("barman-cloud-backup-list output: {e}")))?;
+    let doc: serde_json::Value = serde_json::from_str(&out)
+        .map_err(|e| SandboxError::Step(format!("barman-cloud-backup-list output: {e}")))?;
     Ok(doc["backups_list"]
         .as_array()
-        .map(|a| a.iter().filter_map(|b| b["backup_id"].as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|b| b["backup_id"].as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default())
 }
 
@@ -188,7 +267,11 @@ pub async fn restore_and_promote(st: &State, from: &str, to: &str) -> Result<Ser
     let signal = data.join("recovery.signal");
     std::fs::write(&signal, "").map_err(io("writing recovery.signal"))?;
     tools::give_to_postgres(&signal).map_err(io("chown recovery.signal"))?;
-    let server = ServerState { server_name: to.to_string(), data_dir: data, port };
+    let server = ServerState {
+        server_name: to.to_string(),
+        data_dir: data,
+        port,
+    };
     start(st, &server).await?;
     wait_ready(&server).await?;
     Ok(server)

@@ -15,7 +15,8 @@ pub const S3_SECRET_KEY: &str = "pgdrill-sandbox-secret";
 pub const S3_REGION: &str = "us-east-1";
 /// Azurite's well-known development account.
 pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
-pub const AZURITE_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+pub const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -111,7 +112,11 @@ impl State {
             name: name.to_string(),
             barman_bin,
             pg_bin,
-            store: StoreState { kind: StoreKind::S3, endpoint: String::new(), pid: 0 },
+            store: StoreState {
+                kind: StoreKind::S3,
+                endpoint: String::new(),
+                pid: 0,
+            },
             bucket: String::new(),
             destination_path: String::new(),
             lineages: Vec::new(),
@@ -125,8 +130,10 @@ impl State {
 
     pub fn load(dir: &Path) -> Result<Self> {
         let file = dir.join(STATE_FILE);
-        let text = std::fs::read_to_string(&file).map_err(|_| SandboxError::NoSandbox(dir.display().to_string()))?;
-        serde_json::from_str(&text).map_err(|e| SandboxError::Step(format!("{}: {e}", file.display())))
+        let text = std::fs::read_to_string(&file)
+            .map_err(|_| SandboxError::NoSandbox(dir.display().to_string()))?;
+        serde_json::from_str(&text)
+            .map_err(|e| SandboxError::Step(format!("{}: {e}", file.display())))
     }
 
     pub fn save(&self) -> Result<()> {
@@ -143,7 +150,10 @@ impl State {
                 ("AWS_SECRET_ACCESS_KEY", S3_SECRET_KEY.into()),
                 ("AWS_DEFAULT_REGION", S3_REGION.into()),
             ],
-            StoreKind::Azure => vec![("AZURE_STORAGE_CONNECTION_STRING", self.store.connection_string())],
+            StoreKind::Azure => vec![(
+                "AZURE_STORAGE_CONNECTION_STRING",
+                self.store.connection_string(),
+            )],
         }
     }
 

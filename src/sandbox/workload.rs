@@ -45,7 +45,11 @@ pub async fn run(st: &State, batches: u32, rows: u32) -> Result<Vec<BatchRecord>
         .map_err(sql_err("reading the last batch"))?
         .get(0);
     let file = st.dir.join(WORKLOAD_FILE);
-    let mut out = std::fs::OpenOptions::new().create(true).append(true).open(&file).map_err(io(format!("opening {}", file.display())))?;
+    let mut out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&file)
+        .map_err(io(format!("opening {}", file.display())))?;
     let mut records = Vec::new();
     for batch in first..first + batches as i32 {
         let rows = rows as i64;
@@ -76,7 +80,10 @@ pub async fn run(st: &State, batches: u32, rows: u32) -> Result<Vec<BatchRecord>
             committed_at,
             lsn: row.get::<_, String>(1),
             wal,
-            counts: BTreeMap::from([(TABLES[0].to_string(), row.get(2)), (TABLES[1].to_string(), row.get(3))]),
+            counts: BTreeMap::from([
+                (TABLES[0].to_string(), row.get(2)),
+                (TABLES[1].to_string(), row.get(3)),
+            ]),
         };
         let line = serde_json::to_string(&record).expect("record serializes");
         writeln!(out, "{line}").map_err(io(format!("writing {}", file.display())))?;
@@ -107,11 +114,15 @@ pub async fn switch_and_wait(server: &ServerState) -> Result<String> {
         let failed: i64 = row.get(2);
         if failed > 20 {
             let last: String = row.get(1);
-            return Err(SandboxError::Step(format!("archiving keeps failing (last failed WAL {last}); see the server log")));
+            return Err(SandboxError::Step(format!(
+                "archiving keeps failing (last failed WAL {last}); see the server log"
+            )));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Err(SandboxError::Step(format!("WAL {seg} was not archived within 60 s")))
+    Err(SandboxError::Step(format!(
+        "WAL {seg} was not archived within 60 s"
+    )))
 }
 
 pub fn read_workload(dir: &Path) -> Result<Vec<BatchRecord>> {
@@ -119,6 +130,9 @@ pub fn read_workload(dir: &Path) -> Result<Vec<BatchRecord>> {
     let text = std::fs::read_to_string(&file).unwrap_or_default();
     text.lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).map_err(|e| SandboxError::Step(format!("{}: {e}", file.display()))))
+        .map(|l| {
+            serde_json::from_str(l)
+                .map_err(|e| SandboxError::Step(format!("{}: {e}", file.display())))
+        })
         .collect()
 }

@@ -70,8 +70,14 @@ pub struct SecretsDir(pub PathBuf);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SecretError {
-    #[error("secret {name:?} key {key:?} was not found under {dir} (expected a file {dir}/{name}/{key})")]
-    Missing { name: String, key: String, dir: String },
+    #[error(
+        "secret {name:?} key {key:?} was not found under {dir} (expected a file {dir}/{name}/{key})"
+    )]
+    Missing {
+        name: String,
+        key: String,
+        dir: String,
+    },
     #[error("secret {name:?} key {key:?} is referenced but no --secrets-dir was given")]
     NoSource { name: String, key: String },
 }
@@ -79,14 +85,19 @@ pub enum SecretError {
 impl SecretsDir {
     pub fn read(dir: Option<&Path>, selector: &SecretKeySelector) -> Result<String, SecretError> {
         let Some(dir) = dir else {
-            return Err(SecretError::NoSource { name: selector.name.clone(), key: selector.key.clone() });
+            return Err(SecretError::NoSource {
+                name: selector.name.clone(),
+                key: selector.key.clone(),
+            });
         };
         let file = dir.join(&selector.name).join(&selector.key);
-        std::fs::read_to_string(&file).map(|v| v.trim_end_matches(['\n', '\r']).to_string()).map_err(|_| SecretError::Missing {
-            name: selector.name.clone(),
-            key: selector.key.clone(),
-            dir: dir.display().to_string(),
-        })
+        std::fs::read_to_string(&file)
+            .map(|v| v.trim_end_matches(['\n', '\r']).to_string())
+            .map_err(|_| SecretError::Missing {
+                name: selector.name.clone(),
+                key: selector.key.clone(),
+                dir: dir.display().to_string(),
+            })
     }
 }
 
@@ -99,7 +110,9 @@ pub fn load_store_file(path: &Path) -> Result<BarmanObjectStore, String> {
     struct Wrapped {
         barman_object_store: BarmanObjectStore,
     }
-    let wrapped = text.lines().any(|l| l.trim_start().starts_with("barmanObjectStore:"));
+    let wrapped = text
+        .lines()
+        .any(|l| l.trim_start().starts_with("barmanObjectStore:"));
     let parsed = if wrapped {
         serde_saphyr::from_str::<Wrapped>(&text).map(|w| w.barman_object_store)
     } else {

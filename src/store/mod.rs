@@ -48,7 +48,10 @@ pub enum StoreError {
     #[error("{0}")]
     Config(String),
     #[error("cannot set up the client for {destination}: {source}")]
-    Build { destination: String, source: object_store::Error },
+    Build {
+        destination: String,
+        source: object_store::Error,
+    },
 }
 
 fn install_tls_provider() {
@@ -65,7 +68,11 @@ fn client_options() -> (ClientOptions, RetryConfig) {
         .with_connect_timeout(Duration::from_secs(5))
         .with_timeout(Duration::from_secs(60));
     let retry = RetryConfig {
-        backoff: BackoffConfig { init_backoff: Duration::from_millis(100), max_backoff: Duration::from_secs(2), base: 2.0 },
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+            base: 2.0,
+        },
         max_retries: 2,
         retry_timeout: Duration::from_secs(20),
     };
@@ -81,19 +88,30 @@ pub fn parse_connection_string(s: &str) -> BTreeMap<String, String> {
 }
 
 impl StoreSpec {
-    fn secret(&self, sel: &Option<config::SecretKeySelector>) -> Result<Option<String>, StoreError> {
-        sel.as_ref().map(|s| SecretsDir::read(self.secrets_dir.as_deref(), s)).transpose().map_err(Into::into)
+    fn secret(
+        &self,
+        sel: &Option<config::SecretKeySelector>,
+    ) -> Result<Option<String>, StoreError> {
+        sel.as_ref()
+            .map(|s| SecretsDir::read(self.secrets_dir.as_deref(), s))
+            .transpose()
+            .map_err(Into::into)
     }
 
     fn endpoint_url(&self) -> Option<String> {
-        self.endpoint_url.clone().or_else(|| self.block.as_ref().and_then(|b| b.endpoint_url.clone()))
+        self.endpoint_url
+            .clone()
+            .or_else(|| self.block.as_ref().and_then(|b| b.endpoint_url.clone()))
     }
 
     pub fn open(&self) -> Result<Store, StoreError> {
         install_tls_provider();
         let location = Location::parse(&self.destination_path)?;
         let (options, retry) = client_options();
-        let build_err = |source| StoreError::Build { destination: self.destination_path.clone(), source };
+        let build_err = |source| StoreError::Build {
+            destination: self.destination_path.clone(),
+            source,
+        };
         let (inner, endpoint): (Arc<dyn ObjectStore>, String) = match &location.provider {
             Provider::S3 { bucket } => {
                 let mut b = AmazonS3Builder::from_env()
@@ -101,7 +119,11 @@ impl StoreSpec {
                     .with_client_options(options)
                     .with_retry(retry)
                     .with_virtual_hosted_style_request(false);
-                let creds = self.block.as_ref().and_then(|b| b.s3_credentials.clone()).unwrap_or_default();
+                let creds = self
+                    .block
+                    .as_ref()
+                    .and_then(|b| b.s3_credentials.clone())
+                    .unwrap_or_default();
                 if let Some(v) = self.secret(&creds.access_key_id)? {
                     b = b.with_access_key_id(v);
                 }
@@ -111,7 +133,11 @@ impl StoreSpec {
                 if let Some(v) = self.secret(&creds.session_token)? {
                     b = b.with_token(v);
                 }
-                let region = self.region.clone().or(self.secret(&creds.region)?).or_else(|| std::env::var("AWS_DEFAULT_REGION").ok());
+                let region = self
+                    .region
+                    .clone()
+                    .or(self.secret(&creds.region)?)
+                    .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok());
                 b = b.with_region(region.unwrap_or_else(|| "us-east-1".into()));
                 let endpoint = self.endpoint_url();
                 if let Some(ep) = &endpoint {
@@ -120,13 +146,20 @@ impl StoreSpec {
                 let ep = endpoint.unwrap_or_else(|| format!("s3://{bucket}"));
                 (Arc::new(b.build().map_err(build_err)?), ep)
             }
-            Provider::Azure { account, container, endpoint } => {
+            Provider::Azure {
+                account,
+                container,
+                endpoint,
+            } => {
                 let mut b = MicrosoftAzureBuilder::from_env()
                     .with_account(account)
                     .with_container_name(container)
                     .with_client_options(options)
                     .with_retry(retry);
-                let creds = self.block.as_ref().and_then(|b| b.azure_credentials.clone());
+                let creds = self
+                    .block
+                    .as_ref()
+                    .and_then(|b| b.azure_credentials.clone());
                 let conn = match &creds {
                     Some(c) => self.secret(&c.connection_string)?,
                     None => std::env::var("AZURE_STORAGE_CONNECTION_STRING").ok(),
@@ -154,7 +187,9 @@ impl StoreSpec {
                     .clone()
                     .or_else(|| self.endpoint_url())
                     .or_else(|| from_conn.get("BlobEndpoint").cloned());
-                let shown = endpoint.clone().unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"));
+                let shown = endpoint
+                    .clone()
+                    .unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"));
                 if let Some(ep) = endpoint {
                     b = b.with_endpoint(ep.trim_end_matches('/').to_string());
                 }
@@ -165,18 +200,28 @@ impl StoreSpec {
                     .with_bucket_name(bucket)
                     .with_client_options(options)
                     .with_retry(retry);
-                let creds = self.block.as_ref().and_then(|b| b.google_credentials.clone()).unwrap_or_default();
+                let creds = self
+                    .block
+                    .as_ref()
+                    .and_then(|b| b.google_credentials.clone())
+                    .unwrap_or_default();
                 if let Some(json) = self.secret(&creds.application_credentials)? {
                     b = b.with_service_account_key(json);
                 }
                 if let Some(ep) = self.endpoint_url() {
                     b = b.with_url(ep);
                 }
-                (Arc::new(b.build().map_err(build_err)?), format!("gs://{bucket}"))
+                (
+                    Arc::new(b.build().map_err(build_err)?),
+                    format!("gs://{bucket}"),
+                )
             }
             Provider::File { root } => {
                 if !root.is_dir() {
-                    return Err(StoreError::Config(format!("{}: no such directory", root.display())));
+                    return Err(StoreError::Config(format!(
+                        "{}: no such directory",
+                        root.display()
+                    )));
                 }
                 let fs = LocalFileSystem::new_with_prefix(root).map_err(build_err)?;
                 (Arc::new(fs), root.display().to_string())
@@ -224,13 +269,35 @@ pub fn classify(err: &object_store::Error) -> FailureKind {
     }
     let t = text.to_ascii_lowercase();
     let has = |needles: &[&str]| needles.iter().any(|n| t.contains(n));
-    if has(&["nosuchbucket", "containernotfound", "the specified container does not exist", "bucket does not exist"]) {
+    if has(&[
+        "nosuchbucket",
+        "containernotfound",
+        "the specified container does not exist",
+        "bucket does not exist",
+    ]) {
         FailureKind::MissingBucket
-    } else if matches!(err, object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. })
-        || has(&["403", "401", "forbidden", "signaturedoesnotmatch", "invalidaccesskeyid", "authenticationfailed", "accessdenied", "authorizationfailure"])
-    {
+    } else if matches!(
+        err,
+        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. }
+    ) || has(&[
+        "403",
+        "401",
+        "forbidden",
+        "signaturedoesnotmatch",
+        "invalidaccesskeyid",
+        "authenticationfailed",
+        "accessdenied",
+        "authorizationfailure",
+    ]) {
         FailureKind::Denied
-    } else if has(&["connection refused", "error sending request", "dns error", "timed out", "connect error", "tcp connect"]) {
+    } else if has(&[
+        "connection refused",
+        "error sending request",
+        "dns error",
+        "timed out",
+        "connect error",
+        "tcp connect",
+    ]) {
         FailureKind::Unreachable
     } else if matches!(err, object_store::Error::NotFound { .. }) {
         FailureKind::NotFound

@@ -14,7 +14,9 @@ pub fn pgdrill(args: &[&str]) -> Output {
 
 pub fn pgdrill_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(BIN);
-    c.args(args).env_remove("PGDRILL_DESTINATION_PATH").env_remove("PGDRILL_ENDPOINT_URL");
+    c.args(args)
+        .env_remove("PGDRILL_DESTINATION_PATH")
+        .env_remove("PGDRILL_ENDPOINT_URL");
     for (k, v) in env {
         c.env(k, v);
     }
@@ -30,12 +32,19 @@ pub fn stderr(o: &Output) -> String {
 }
 
 pub fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
 }
 
 /// Asserts success and returns stdout.
 pub fn ok(o: Output) -> String {
-    assert!(o.status.success(), "exit {:?}\nstdout: {}\nstderr: {}", o.status.code(), stdout(&o), stderr(&o));
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        stdout(&o),
+        stderr(&o)
+    );
     stdout(&o)
 }
 
@@ -47,10 +56,21 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub fn up(store: &str) -> Self {
-        let dir = tempfile::Builder::new().prefix("pgdrill-test-").tempdir().expect("tempdir");
-        let mut sb = Sandbox { dir, env: Vec::new() };
+        let dir = tempfile::Builder::new()
+            .prefix("pgdrill-test-")
+            .tempdir()
+            .expect("tempdir");
+        let mut sb = Sandbox {
+            dir,
+            env: Vec::new(),
+        };
         let out = pgdrill(&["sandbox", "up", "--dir", sb.path_str(), "--store", store]);
-        assert!(out.status.success(), "sandbox up failed (run scripts/prereqs.sh):\n{}\n{}", stdout(&out), stderr(&out));
+        assert!(
+            out.status.success(),
+            "sandbox up failed (run scripts/prereqs.sh):\n{}\n{}",
+            stdout(&out),
+            stderr(&out)
+        );
         sb.reload_env();
         sb
     }
@@ -60,7 +80,11 @@ impl Sandbox {
     }
 
     pub fn var(&self, k: &str) -> String {
-        self.env.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_else(|| panic!("{k} not in sandbox.env"))
+        self.env
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("{k} not in sandbox.env"))
     }
 
     pub fn reload_env(&mut self) {
@@ -69,7 +93,11 @@ impl Sandbox {
 
     /// Runs pgdrill with the sandbox's environment (credentials, endpoint).
     pub fn run(&self, args: &[&str]) -> Output {
-        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         pgdrill_env(args, &env)
     }
 
@@ -88,14 +116,20 @@ impl Sandbox {
             c.env(k, v);
         }
         let out = c.output().expect("barman-cloud runs");
-        assert!(out.status.success(), "{tool}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{tool}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).expect("barman JSON")
     }
 
     /// Pids of every process the sandbox started (store and PostgreSQL postmasters).
     pub fn pids(&self) -> Vec<u32> {
-        let state: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(self.dir.path().join("sandbox.json")).unwrap()).unwrap();
+        let state: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(self.dir.path().join("sandbox.json")).unwrap(),
+        )
+        .unwrap();
         let mut pids = vec![state["store"]["pid"].as_u64().unwrap() as u32];
         for s in state["servers"].as_array().unwrap() {
             let pidfile = Path::new(s["data_dir"].as_str().unwrap()).join("postmaster.pid");
@@ -114,7 +148,8 @@ impl Drop for Sandbox {
 }
 
 pub fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| !s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
 }
 
 fn read_env_file(path: &Path) -> Vec<(String, String)> {
@@ -146,9 +181,15 @@ pub fn backup_info(begin_wal: &str, end_wal: &str, begin: &str, end: &str, extra
 
 /// Every segment name from `first` to `last` inclusive, 16 MiB segments.
 pub fn wal_range(tli: u32, first: u64, last: u64) -> Vec<String> {
-    (first..=last).map(|n| format!("{tli:08X}{:08X}{:08X}", n / 256, n % 256)).collect()
+    (first..=last)
+        .map(|n| format!("{tli:08X}{:08X}{:08X}", n / 256, n % 256))
+        .collect()
 }
 
 pub fn put_wal(root: &Path, server: &str, name: &str, suffix: &str) {
-    put(root, &format!("{server}/wals/{}/{name}{suffix}", &name[..16]), b"wal");
+    put(
+        root,
+        &format!("{server}/wals/{}/{name}{suffix}", &name[..16]),
+        b"wal",
+    );
 }
