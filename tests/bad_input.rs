@@ -84,23 +84,20 @@ fn secrets_are_read_from_the_secrets_dir_and_never_printed() {
          accessKeyId: {name: creds, key: ACCESS}\n    secretAccessKey: {name: creds, key: SECRET}\n",
     )
     .unwrap();
-    let out = pgdrill(&[
-        "catalog",
-        "--store-file",
-        f.to_str().unwrap(),
-        "--secrets-dir",
-        dir.path().to_str().unwrap(),
-    ]);
+    let run = || {
+        pgdrill(&[
+            "catalog",
+            "--store-file",
+            f.to_str().unwrap(),
+            "--secrets-dir",
+            dir.path().to_str().unwrap(),
+        ])
+    };
+    let out = run();
     one_line_error(&out, 2, "secret \"creds\" key \"ACCESS\"");
     put(dir.path(), "creds/ACCESS", b"AKIASUPERSECRET\n");
     put(dir.path(), "creds/SECRET", b"hunter2-secret\n");
-    let out = pgdrill(&[
-        "catalog",
-        "--store-file",
-        f.to_str().unwrap(),
-        "--secrets-dir",
-        dir.path().to_str().unwrap(),
-    ]);
+    let out = run();
     one_line_error(&out, 2, "unreachable");
     assert!(!stderr(&out).contains("AKIASUPERSECRET") && !stderr(&out).contains("hunter2"));
 }

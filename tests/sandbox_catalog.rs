@@ -8,21 +8,9 @@ use pgdrill::store::StoreSpec;
 use pgdrill::store::config::{BarmanObjectStore, S3Credentials, SecretKeySelector};
 use serde_json::Value;
 
-fn backups_from_catalog(l: &Value) -> Vec<(String, String, String, String)> {
-    l["backups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| {
-            let s = |k: &str| b[k].as_str().unwrap_or_default().to_string();
-            (s("backup_id"), s("begin_wal"), s("end_wal"), s("status"))
-        })
-        .collect()
-}
-
-fn backups_from_barman(doc: &Value) -> Vec<(String, String, String, String)> {
-    doc["backups_list"]
-        .as_array()
+/// (id, begin WAL, end WAL, status) of each backup; pgdrill and barman use the same key names.
+fn backup_keys(list: &Value) -> Vec<(String, String, String, String)> {
+    list.as_array()
         .unwrap()
         .iter()
         .map(|b| {
@@ -73,8 +61,8 @@ fn two_lineages_match_barman_and_a_deleted_segment_is_the_gap() {
             ],
         );
         assert_eq!(
-            backups_from_catalog(l),
-            backups_from_barman(&barman),
+            backup_keys(&l["backups"]),
+            backup_keys(&barman["backups_list"]),
             "lineage {server}"
         );
     }
