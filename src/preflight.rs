@@ -405,7 +405,9 @@ fn first_uploaded_at_or_after(
             if let Some(at) = uploaded {
                 any_known = true;
                 latest = latest.max(Some(*at));
-                if *at >= time {
+                // S3 reports upload times in whole seconds: a segment stamped within a second
+                // of the target may hold it, so it counts (never a false gap or end).
+                if *at + jiff::SignedDuration::from_secs(1) > time {
                     return Found::At((i, *segno));
                 }
             }
