@@ -15,7 +15,7 @@ step "Sandbox: S3 endpoint on loopback + PostgreSQL archiving with barman-cloud"
 . "$dir/sandbox.env"
 step "Base backup, workload, second backup, more workload"
 "$bin" sandbox backup --dir "$dir"
-"$bin" sandbox workload --dir "$dir" --batches 3 --rows 1000
+"$bin" sandbox workload --dir "$dir" --batches 3 --rows 1000 --interval-ms 1200
 "$bin" sandbox backup --dir "$dir"
 "$bin" sandbox workload --dir "$dir" --batches 2 --rows 1000
 step "Disaster recovery: restore app-v1, promote, archive into app-v2"

@@ -28,7 +28,15 @@ fn two_lineages_match_barman_and_a_deleted_segment_is_the_gap() {
 
     // Lineage v1: backup, three batches, a second backup, two more batches.
     let first_backup = sb.cmd(&["backup"]).trim().to_string();
-    sb.cmd(&["workload", "--batches", "3", "--rows", "500"]);
+    sb.cmd(&[
+        "workload",
+        "--batches",
+        "3",
+        "--rows",
+        "500",
+        "--interval-ms",
+        "1200",
+    ]);
     sb.cmd(&["backup"]);
     sb.cmd(&["workload", "--batches", "2", "--rows", "500"]);
     // Lineage v2: the DR path.

@@ -65,6 +65,9 @@ Example:
         /// Rows per batch in `accounts` (twice as many go to `events`).
         #[arg(long, default_value_t = 1000)]
         rows: u32,
+        /// Pause between batches, in milliseconds.
+        #[arg(long, default_value_t = 50)]
+        interval_ms: u64,
     },
     /// Grow the next lineage like a real DR: restore the newest lineage, promote, archive into
     /// <name>-v(N+1), and take a base backup there.
@@ -162,10 +165,20 @@ pub async fn run(cmd: SandboxCommand) -> Result<i32, Failure> {
             let id = sandbox::backup(&dir.dir).await.map_err(fail)?;
             println!("{id}");
         }
-        SandboxCommand::Workload { dir, batches, rows } => {
-            for r in sandbox::workload(&dir.dir, batches, rows)
-                .await
-                .map_err(fail)?
+        SandboxCommand::Workload {
+            dir,
+            batches,
+            rows,
+            interval_ms,
+        } => {
+            for r in sandbox::workload(
+                &dir.dir,
+                batches,
+                rows,
+                std::time::Duration::from_millis(interval_ms),
+            )
+            .await
+            .map_err(fail)?
             {
                 let counts: Vec<String> =
                     r.counts.iter().map(|(t, n)| format!("{t}={n}")).collect();

@@ -110,9 +110,14 @@ pub async fn backup(dir: &Path) -> Result<String> {
 }
 
 /// Writes `batches` batches of rows and records each batch's commit time, LSN and counts.
-pub async fn workload(dir: &Path, batches: u32, rows: u32) -> Result<Vec<BatchRecord>> {
+pub async fn workload(
+    dir: &Path,
+    batches: u32,
+    rows: u32,
+    interval: std::time::Duration,
+) -> Result<Vec<BatchRecord>> {
     let st = State::load(dir)?;
-    workload::run(&st, batches, rows).await
+    workload::run(&st, batches, rows, interval).await
 }
 
 /// Grows lineage v(n+1) as a real DR does: the active server is lost, the newest lineage is

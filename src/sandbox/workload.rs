@@ -27,7 +27,12 @@ pub struct BatchRecord {
 
 pub const TABLES: [&str; 2] = ["public.accounts", "public.events"];
 
-pub async fn run(st: &State, batches: u32, rows: u32) -> Result<Vec<BatchRecord>> {
+pub async fn run(
+    st: &State,
+    batches: u32,
+    rows: u32,
+    interval: Duration,
+) -> Result<Vec<BatchRecord>> {
     let server = st.active();
     let client = connect(server).await?;
     client
@@ -88,8 +93,9 @@ pub async fn run(st: &State, batches: u32, rows: u32) -> Result<Vec<BatchRecord>
         let line = serde_json::to_string(&record).expect("record serializes");
         writeln!(out, "{line}").map_err(io(format!("writing {}", file.display())))?;
         records.push(record);
-        // Keeps the next batch's commit strictly after this record's time.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Keeps the next batch's commit strictly after this record's time; a longer interval
+        // puts batches in different WAL upload seconds, which time targets can tell apart.
+        tokio::time::sleep(interval.max(Duration::from_millis(50))).await;
     }
     Ok(records)
 }
