@@ -32,15 +32,6 @@ pub struct Target {
     pub backup_id: Option<String>,
 }
 
-impl Target {
-    pub fn latest() -> Self {
-        Self {
-            point: TargetPoint::Latest,
-            backup_id: None,
-        }
-    }
-}
-
 impl FromStr for Target {
     type Err = String;
 

@@ -10,6 +10,16 @@ use serde_json::Value;
 const T1: &str = "2026-01-01 10:00:00.000000+00:00";
 const T2: &str = "2026-01-01 10:05:00.000000+00:00";
 
+/// A done backup whose WAL starts and ends in `wal`.
+fn put_done_backup(root: &std::path::Path, server: &str, id: &str, wal: &str) {
+    let info = backup_info(wal, wal, T1, T2, "");
+    put(
+        root,
+        &format!("{server}/base/{id}/backup.info"),
+        info.as_bytes(),
+    );
+}
+
 fn catalog_json(root: &std::path::Path, server: Option<&str>) -> Value {
     let url = format!("file://{}", root.display());
     let mut args = vec!["catalog", url.as_str(), "--output", "json"];
@@ -36,18 +46,7 @@ fn lineage<'a>(doc: &'a Value, name: &str) -> &'a Value {
 fn segment_numbers_wrap_after_ff_with_16_mib_segments() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    put(
-        root,
-        "app/base/20260101T100000/backup.info",
-        backup_info(
-            "0000000100000000000000FE",
-            "0000000100000000000000FE",
-            T1,
-            T2,
-            "",
-        )
-        .as_bytes(),
-    );
+    put_done_backup(root, "app", "20260101T100000", "0000000100000000000000FE");
     for name in wal_range(1, 0xFE, 0x101) {
         put_wal(root, "app", &name, ".gz");
     }
@@ -100,18 +99,7 @@ fn segment_size_comes_from_backup_info() {
 fn timeline_switch_is_followed_through_its_history_file() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    put(
-        root,
-        "db/base/20260101T100000/backup.info",
-        backup_info(
-            "000000010000000000000002",
-            "000000010000000000000002",
-            T1,
-            T2,
-            "",
-        )
-        .as_bytes(),
-    );
+    put_done_backup(root, "db", "20260101T100000", "000000010000000000000002");
     for name in wal_range(1, 2, 7).into_iter().chain(wal_range(2, 8, 10)) {
         put_wal(root, "db", &name, ".gz");
     }
@@ -147,18 +135,7 @@ fn timeline_switch_is_followed_through_its_history_file() {
 fn every_compression_suffix_and_partial_files_are_understood() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    put(
-        root,
-        "z/base/20260101T100000/backup.info",
-        backup_info(
-            "000000010000000000000001",
-            "000000010000000000000001",
-            T1,
-            T2,
-            "",
-        )
-        .as_bytes(),
-    );
+    put_done_backup(root, "z", "20260101T100000", "000000010000000000000001");
     let suffixes = ["", ".gz", ".bz2", ".xz", ".snappy", ".zst", ".lz4"];
     for (name, suffix) in wal_range(1, 1, 7).iter().zip(suffixes) {
         put_wal(root, "z", name, suffix);
@@ -186,18 +163,7 @@ fn every_compression_suffix_and_partial_files_are_understood() {
 fn unreadable_backup_info_is_reported_not_fatal() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    put(
-        root,
-        "u/base/20260101T100000/backup.info",
-        backup_info(
-            "000000010000000000000002",
-            "000000010000000000000002",
-            T1,
-            T2,
-            "",
-        )
-        .as_bytes(),
-    );
+    put_done_backup(root, "u", "20260101T100000", "000000010000000000000002");
     put(
         root,
         "u/base/20260102T100000/backup.info",
@@ -251,18 +217,7 @@ fn empty_lineage_has_no_window() {
 fn gaps_and_preflight_causes_on_a_fixture() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    put(
-        root,
-        "g/base/20260101T100000/backup.info",
-        backup_info(
-            "000000010000000000000002",
-            "000000010000000000000002",
-            T1,
-            T2,
-            "",
-        )
-        .as_bytes(),
-    );
+    put_done_backup(root, "g", "20260101T100000", "000000010000000000000002");
     for name in wal_range(1, 2, 9)
         .into_iter()
         .filter(|n| !n.ends_with("05"))

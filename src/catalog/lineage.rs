@@ -132,14 +132,6 @@ impl LineageCatalog {
         done.into_iter()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.backups.is_empty()
-            && self.incomplete_backups.is_empty()
-            && self.unreadable_backups.is_empty()
-            && self.wal.segments == 0
-            && self.wal.history == 0
-    }
-
     /// Builds the catalog from a listing. Unreadable files are reported, never fatal.
     pub fn build(listing: Listing) -> Self {
         let mut warnings = Vec::new();

@@ -30,15 +30,6 @@ pub enum ReadError {
     NoSuchLineage { server: String, destination: String },
 }
 
-impl ReadError {
-    pub fn kind(&self) -> FailureKind {
-        match self {
-            ReadError::Store { kind, .. } => *kind,
-            _ => FailureKind::NotFound,
-        }
-    }
-}
-
 /// The first line of an error, with any query string (SAS tokens) cut from URLs.
 fn scrub(err: &object_store::Error) -> String {
     let line = err

@@ -115,15 +115,6 @@ impl Location {
         };
         Ok(location)
     }
-
-    /// The `--cloud-provider` value barman-cloud expects.
-    pub fn cloud_provider(&self) -> &'static str {
-        match self.provider {
-            Provider::S3 { .. } | Provider::File { .. } => "aws-s3",
-            Provider::Azure { .. } => "azure-blob-storage",
-            Provider::Gcs { .. } => "google-cloud-storage",
-        }
-    }
 }
 
 #[cfg(test)]
