@@ -53,10 +53,13 @@ else:
     from botocore.config import Config
 
     s3 = boto3.client("s3", endpoint_url=target, config=Config(max_pool_connections=32))
+    from botocore.exceptions import ClientError
+
     try:
         s3.create_bucket(Bucket=bucket)
-    except s3.exceptions.BucketAlreadyOwnedByYou:
-        pass
+    except ClientError as e:  # already there (moto and s3s-fs word it differently)
+        if "Bucket" not in e.response["Error"]["Code"]:
+            raise
     with ThreadPoolExecutor(32) as pool:
         list(pool.map(lambda kv: s3.put_object(Bucket=bucket, Key=kv[0], Body=kv[1]), keys))
 print(f"{len(keys)} objects")

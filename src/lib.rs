@@ -4,11 +4,13 @@
 //! teardown → report. This crate holds the pure core (catalog, preflight) and thin I/O edges
 //! (object stores, local processes); `main.rs` only parses the command line.
 
+pub mod backend;
 pub mod catalog;
 pub mod cli;
 pub mod exit;
 pub mod lsn;
 pub mod preflight;
+pub mod proc;
 pub mod sandbox;
 pub mod store;
 pub mod tools;

@@ -69,9 +69,10 @@ fn store_file_errors_name_file_and_key() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(64), "{err}");
     assert!(
-        err.contains("store.yaml") && err.contains("accessKeyID"),
+        err.contains("store.yaml:3:3: unknown field `accessKeyID`"),
         "{err}"
     );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
 
 #[test]

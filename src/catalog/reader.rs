@@ -210,20 +210,12 @@ impl<'a> CatalogReader<'a> {
                 _ => listing.unrecognized.push(rel),
             }
         }
+        // A hash folder holds no subfolders, so a delimiter listing returns the same objects;
+        // servers that prune by delimiter (s3s-fs, file trees) then read only that folder.
         let mut dirs = stream::iter(hash_dirs)
-            .map(|dir| {
-                let path = self.path(&format!("{server}/wals/{dir}"));
-                let what = format!("listing {}", self.display(&format!("{server}/wals/{dir}/")));
-                async move {
-                    let metas: Vec<object_store::ObjectMeta> = self
-                        .store
-                        .inner
-                        .list(Some(&path))
-                        .try_collect()
-                        .await
-                        .map_err(|e| self.fail(what, &e))?;
-                    Ok::<_, ReadError>(metas)
-                }
+            .map(|dir| async move {
+                let (_, metas) = self.folders(&format!("{server}/wals/{dir}")).await?;
+                Ok::<_, ReadError>(metas)
             })
             .buffer_unordered(CONCURRENCY);
         while let Some(metas) = dirs.next().await {

@@ -64,7 +64,7 @@ pub async fn up(opts: &UpOptions) -> Result<State> {
         .canonicalize()
         .map_err(io("resolving the sandbox directory"))?;
     // The PostgreSQL user must be able to reach its data and socket directories.
-    set_mode(&dir, 0o755)?;
+    crate::proc::set_mode(&dir, 0o755).map_err(io(format!("chmod {}", dir.display())))?;
     let mut st = State::new(&dir, &opts.name, barman, pg_bin);
     let result = async {
         st.store = objstore::start(&dir, opts.store).await?;
@@ -95,12 +95,6 @@ fn missing(what: &str) -> SandboxError {
     SandboxError::Missing(format!(
         "{what} not found: run scripts/prereqs.sh (see `pgdrill doctor`)"
     ))
-}
-
-pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(io(format!("chmod {}", path.display())))
 }
 
 /// Takes a base backup of the active server into its lineage and returns the backup id.

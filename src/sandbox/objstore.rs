@@ -5,14 +5,13 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::state::{State, StoreKind, StoreState, pid_alive};
+use super::state::{State, StoreKind, StoreState};
 use super::{Result, SandboxError, io};
+use crate::proc::pid_alive;
 use crate::tools;
 
-/// A free TCP port on 127.0.0.1 (released before use; fine on a single machine).
 pub fn free_port() -> Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(io("finding a free port"))?;
-    Ok(l.local_addr().map_err(io("finding a free port"))?.port())
+    crate::proc::free_port().map_err(io("finding a free port"))
 }
 
 pub async fn wait_for_port(port: u16, pid: u32, what: &str, log: &Path) -> Result<()> {

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{Result, SandboxError, io};
+use crate::proc::pid_alive;
 
 pub const STATE_FILE: &str = "sandbox.json";
 pub const ENV_FILE: &str = "sandbox.env";
@@ -75,19 +76,8 @@ impl ServerState {
 
     /// Running when its postmaster.pid names a live process.
     pub fn is_running(&self) -> bool {
-        std::fs::read_to_string(self.data_dir.join("postmaster.pid"))
-            .ok()
-            .and_then(|t| t.lines().next().and_then(|l| l.trim().parse().ok()))
-            .is_some_and(pid_alive)
+        crate::proc::postmaster_pid(&self.data_dir).is_some()
     }
-}
-
-pub fn pid_alive(pid: u32) -> bool {
-    // A zombie still has a /proc entry; its state letter is Z.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
-        .unwrap_or(false)
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

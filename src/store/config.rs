@@ -21,6 +21,7 @@ pub struct S3Credentials {
     pub secret_access_key: Option<SecretKeySelector>,
     pub region: Option<SecretKeySelector>,
     pub session_token: Option<SecretKeySelector>,
+    #[serde(rename = "inheritFromIAMRole")]
     pub inherit_from_iam_role: Option<bool>,
 }
 
@@ -118,5 +119,21 @@ pub fn load_store_file(path: &Path) -> Result<BarmanObjectStore, String> {
     } else {
         serde_saphyr::from_str::<BarmanObjectStore>(&text)
     };
-    parsed.map_err(|e| format!("{}: {e}", path.display()))
+    parsed.map_err(|e| yaml_error(path, &e.to_string()))
+}
+
+/// serde-saphyr's message as one `file:line:column: problem` line.
+pub fn yaml_error(path: &Path, message: &str) -> String {
+    let first = message
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ");
+    if let Some(rest) = first.strip_prefix("line ")
+        && let Some((line, rest)) = rest.split_once(" column ")
+        && let Some((col, problem)) = rest.split_once(": ")
+    {
+        return format!("{}:{line}:{col}: {problem}", path.display());
+    }
+    format!("{}: {first}", path.display())
 }

@@ -1,5 +1,6 @@
 //! Opening a barman-cloud object store (S3, Azure Blob, GCS, local files) with object_store.
 
+pub mod barman;
 pub mod config;
 pub mod location;
 

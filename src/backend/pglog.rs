@@ -1,0 +1,122 @@
+//! Reading a recovering server's log: where replay ended, the new timeline, and the first
+//! FATAL line, classified into a stable cause.
+
+use serde::Serialize;
+
+use crate::lsn::Lsn;
+
+/// What the log says about the end of recovery.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RecoveryEnd {
+    /// `redo done at X/Y`: the last record replayed.
+    pub redo_done: Option<Lsn>,
+    /// `last completed transaction was at log time …`.
+    pub last_transaction_at: Option<String>,
+    /// `selected new timeline ID: N`.
+    pub new_timeline: Option<u32>,
+    /// `recovery stopping before/after …` or `recovery stopping at restore point …`.
+    pub stop_reason: Option<String>,
+    pub first_fatal: Option<String>,
+}
+
+/// Why a restore failed, as a stable snake_case cause.
+pub fn classify_fatal(line: &str) -> &'static str {
+    let l = line.to_ascii_lowercase();
+    if l.contains("recovery ended before configured recovery target was reached") {
+        "target_beyond_archive"
+    } else if l.contains("requested recovery stop point is before consistent recovery point") {
+        "target_before_first_recoverability_point"
+    } else if l.contains("wal ends before end of online backup")
+        || l.contains("wal ends before consistent recovery point")
+        || l.contains("could not find redo location")
+        || l.contains("could not locate required checkpoint record")
+    {
+        "wal_gap"
+    } else if l.contains("invalid checkpoint record")
+        || l.contains("could not read file \"backup_label\"")
+        || l.contains("invalid data in file \"backup_label\"")
+        || l.contains("incorrect checksum in control file")
+        || l.contains("could not open file \"global/pg_control\"")
+    {
+        "base_backup_unreadable"
+    } else {
+        "recovery_failed"
+    }
+}
+
+/// Scans a PostgreSQL log (plain stderr lines).
+pub fn read_recovery_end(log: &str) -> RecoveryEnd {
+    let mut end = RecoveryEnd::default();
+    for line in log.lines() {
+        if let Some(rest) = after(line, "redo done at ") {
+            end.redo_done = rest.split_whitespace().next().and_then(|l| l.parse().ok());
+        } else if let Some(rest) = after(line, "last completed transaction was at log time ") {
+            end.last_transaction_at = Some(rest.trim().to_string());
+        } else if let Some(rest) = after(line, "selected new timeline ID: ") {
+            end.new_timeline = rest.trim().parse().ok();
+        } else if let Some(rest) = after(line, "recovery stopping ") {
+            end.stop_reason = Some(format!("recovery stopping {}", rest.trim()));
+        } else if end.first_fatal.is_none()
+            && let Some(rest) = after(line, "FATAL:  ")
+        {
+            end.first_fatal = Some(rest.trim().to_string());
+        }
+    }
+    end
+}
+
+fn after<'a>(line: &'a str, needle: &str) -> Option<&'a str> {
+    line.find(needle).map(|i| &line[i + needle.len()..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOG: &str = "\
+2026-11-21 23:19:37.900 UTC [100] LOG:  starting archive recovery
+2026-11-21 23:19:38.100 UTC [100] LOG:  consistent recovery state reached at 0/2000100
+2026-11-21 23:19:39.000 UTC [100] LOG:  redo done at 0/7024A08 system usage: CPU: user: 0.00 s
+2026-11-21 23:19:39.000 UTC [100] LOG:  last completed transaction was at log time 2026-11-21 23:19:37.884846+00
+2026-11-21 23:19:39.100 UTC [100] LOG:  selected new timeline ID: 2
+2026-11-21 23:19:39.200 UTC [100] LOG:  archive recovery complete
+";
+
+    #[test]
+    fn reads_where_replay_ended() {
+        let end = read_recovery_end(LOG);
+        assert_eq!(end.redo_done.unwrap().to_string(), "0/7024A08");
+        assert_eq!(end.new_timeline, Some(2));
+        assert_eq!(
+            end.last_transaction_at.as_deref(),
+            Some("2026-11-21 23:19:37.884846+00")
+        );
+        assert_eq!(end.first_fatal, None);
+    }
+
+    #[test]
+    fn classifies_the_first_fatal() {
+        let log = format!(
+            "{LOG}2026-11-21 23:19:39 UTC [100] FATAL:  recovery ended before configured recovery target was reached\n\
+             2026-11-21 23:19:39 UTC [99] FATAL:  something later\n"
+        );
+        let fatal = read_recovery_end(&log).first_fatal.unwrap();
+        assert_eq!(classify_fatal(&fatal), "target_beyond_archive");
+        assert_eq!(
+            classify_fatal("WAL ends before end of online backup"),
+            "wal_gap"
+        );
+        assert_eq!(
+            classify_fatal("invalid checkpoint record"),
+            "base_backup_unreadable"
+        );
+        assert_eq!(
+            classify_fatal("requested recovery stop point is before consistent recovery point"),
+            "target_before_first_recoverability_point"
+        );
+        assert_eq!(
+            classify_fatal("the database system is starting up"),
+            "recovery_failed"
+        );
+    }
+}

@@ -1,0 +1,116 @@
+//! The recovery settings a restored data directory gets, as CNPG's full-recovery job writes
+//! them (`pkg/management/postgres/restore.go`, `BuildPostgresOptions`).
+
+use std::path::Path;
+
+use crate::preflight::{Target, TargetPoint};
+
+/// Single-quoted for postgresql.conf.
+pub fn quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+/// CNPG normalises target times to `YYYY-MM-DD HH:MM:SS.ffffff+00:00`.
+pub fn target_time(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%d %H:%M:%S.%6f+00:00").to_string()
+}
+
+/// `recovery_target_*` settings for a target (none for `latest`).
+pub fn target_settings(target: &Target) -> Vec<(&'static str, String)> {
+    let mut s = match &target.point {
+        TargetPoint::Latest => vec![],
+        TargetPoint::Time { time } => vec![("recovery_target_time", quote(&target_time(*time)))],
+        TargetPoint::Lsn { lsn } => vec![("recovery_target_lsn", quote(&lsn.to_string()))],
+        TargetPoint::Xid { xid } => vec![("recovery_target_xid", quote(&xid.to_string()))],
+        TargetPoint::Name { name } => vec![("recovery_target_name", quote(name))],
+        TargetPoint::Immediate => vec![("recovery_target", quote("immediate"))],
+    };
+    if !matches!(target.point, TargetPoint::Latest) {
+        s.push(("recovery_target_inclusive", "true".into()));
+    }
+    s
+}
+
+/// Everything appended to `postgresql.auto.conf` of a scratch server: loopback only, no
+/// archiving into any lineage, WAL fetched with barman-cloud, promote at the target.
+pub fn recovery_conf(
+    target: &Target,
+    restore_command: &str,
+    port: u16,
+    drill_dir: &Path,
+    data_dir: &Path,
+) -> String {
+    let mut lines: Vec<(&str, String)> = vec![
+        ("port", port.to_string()),
+        ("listen_addresses", quote("127.0.0.1")),
+        (
+            "unix_socket_directories",
+            quote(&drill_dir.display().to_string()),
+        ),
+        (
+            "hba_file",
+            quote(&data_dir.join("pg_hba.conf").display().to_string()),
+        ),
+        (
+            "ident_file",
+            quote(&data_dir.join("pg_ident.conf").display().to_string()),
+        ),
+        // A restored directory inherits the source's archive_command: it must never run.
+        ("archive_mode", "off".into()),
+        ("archive_command", quote("false")),
+        ("ssl", "off".into()),
+        ("logging_collector", "off".into()),
+        ("log_destination", quote("stderr")),
+        ("hot_standby", "on".into()),
+        ("restore_command", quote(restore_command)),
+        ("recovery_target_timeline", quote("latest")),
+        ("recovery_target_action", quote("promote")),
+    ];
+    lines.extend(target_settings(target));
+    let mut out = String::from("\n# pgdrill: scratch recovery\n");
+    for (k, v) in lines {
+        out.push_str(&format!("{k} = {v}\n"));
+    }
+    out
+}
+
+/// Only the drill may connect, over loopback.
+pub const PG_HBA: &str = "local all all trust\nhost all all 127.0.0.1/32 trust\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_map_like_cnpg() {
+        let t: Target = "time:2025-01-15 12:00:00+02".parse().unwrap();
+        assert_eq!(
+            target_settings(&t),
+            vec![
+                (
+                    "recovery_target_time",
+                    "'2025-01-15 10:00:00.000000+00:00'".to_string()
+                ),
+                ("recovery_target_inclusive", "true".to_string())
+            ]
+        );
+        assert!(target_settings(&"latest".parse().unwrap()).is_empty());
+        let n: Target = "name:it's".parse().unwrap();
+        assert_eq!(target_settings(&n)[0].1, "'it''s'");
+    }
+
+    #[test]
+    fn never_archives() {
+        let conf = recovery_conf(
+            &"latest".parse().unwrap(),
+            "x %f %p",
+            5432,
+            Path::new("/d"),
+            Path::new("/d/data"),
+        );
+        assert!(conf.contains("archive_mode = off"));
+        assert!(conf.contains("archive_command = 'false'"));
+        assert!(conf.contains("recovery_target_action = 'promote'"));
+        assert!(!conf.contains("recovery_target_time ="));
+    }
+}
