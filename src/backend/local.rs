@@ -197,8 +197,7 @@ pub async fn recover(req: &LocalRequest) -> Result<ScratchServer, Failure> {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let last = stderr
             .lines()
-            .filter(|l| !l.trim().is_empty())
-            .next_back()
+            .rfind(|l| !l.trim().is_empty())
             .unwrap_or("")
             .trim()
             .to_string();
