@@ -5,6 +5,7 @@
 //! (object stores, local processes); `main.rs` only parses the command line.
 
 pub mod backend;
+pub mod baseline;
 pub mod catalog;
 pub mod cli;
 pub mod exit;
@@ -12,5 +13,7 @@ pub mod lsn;
 pub mod preflight;
 pub mod proc;
 pub mod sandbox;
+pub mod scenario;
 pub mod store;
 pub mod tools;
+pub mod verify;

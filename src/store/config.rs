@@ -7,14 +7,14 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 /// A reference to one key of a Secret, as CNPG writes it.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecretKeySelector {
     pub name: String,
     pub key: String,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct S3Credentials {
     pub access_key_id: Option<SecretKeySelector>,
@@ -25,7 +25,7 @@ pub struct S3Credentials {
     pub inherit_from_iam_role: Option<bool>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AzureCredentials {
     pub connection_string: Option<SecretKeySelector>,
@@ -37,7 +37,7 @@ pub struct AzureCredentials {
     pub use_default_azure_credentials: Option<bool>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GoogleCredentials {
     pub application_credentials: Option<SecretKeySelector>,
@@ -46,7 +46,7 @@ pub struct GoogleCredentials {
 
 /// CNPG's `barmanObjectStore` block. `wal`, `data` and tags are carried as given: the catalog
 /// does not need them, a restore does.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BarmanObjectStore {
     pub destination_path: String,

@@ -1,0 +1,209 @@
+//! Reading a scenario file: `${VAR}` expansion, strict YAML, and the checks serde cannot do.
+//! Every error is one line, `file:line:column: problem`.
+
+use std::path::{Path, PathBuf};
+
+use serde_saphyr::Spanned;
+
+use super::types::{LineageSelector, Scenario, TargetFields, TargetSpec};
+use crate::baseline::Baseline;
+use crate::store::config::yaml_error;
+
+pub const API_VERSION: &str = "pgdrill/v1";
+
+/// A scenario with its file and the baseline it references, loaded.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub path: PathBuf,
+    pub scenario: Scenario,
+    pub baseline: Option<Baseline>,
+}
+
+fn at<T>(path: &Path, s: &Spanned<T>, problem: impl std::fmt::Display) -> String {
+    format!(
+        "{}:{}:{}: {problem}",
+        path.display(),
+        s.referenced.line(),
+        s.referenced.column()
+    )
+}
+
+/// Replaces `${NAME}` with the environment variable; an unset variable is an error.
+pub fn expand_env(path: &Path, text: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let mut rest = line;
+        while let Some(start) = rest.find("${") {
+            let Some(len) = rest[start..].find('}') else {
+                break;
+            };
+            let name = &rest[start + 2..start + len];
+            let value = std::env::var(name).map_err(|_| {
+                format!(
+                    "{}:{}:{}: environment variable {name} is not set",
+                    path.display(),
+                    i + 1,
+                    line.len() - rest.len() + start + 1
+                )
+            })?;
+            out.push_str(&rest[..start]);
+            out.push_str(&value);
+            rest = &rest[start + len + 1..];
+        }
+        out.push_str(rest);
+    }
+    Ok(out)
+}
+
+pub fn load(path: &Path) -> Result<Loaded, String> {
+    let raw = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = expand_env(path, &raw)?;
+    let scenario: Scenario =
+        serde_saphyr::from_str(&text).map_err(|e| yaml_error(path, &e.to_string()))?;
+    if scenario.api_version != API_VERSION {
+        return Err(format!(
+            "{}: apiVersion {:?}: expected {API_VERSION:?}",
+            path.display(),
+            scenario.api_version
+        ));
+    }
+    if scenario.targets.is_empty() {
+        return Err(format!(
+            "{}: targets: at least one target is required",
+            path.display()
+        ));
+    }
+    match &scenario.lineages {
+        LineageSelector::Keyword(k) if k.value != "all" => {
+            return Err(at(
+                path,
+                k,
+                format!(
+                    "lineages: expected all, a list of names or {{pattern: …}}, found {:?}",
+                    k.value
+                ),
+            ));
+        }
+        LineageSelector::List(l) if l.is_empty() => {
+            return Err(format!("{}: lineages: the list is empty", path.display()));
+        }
+        _ => {}
+    }
+    let base = path.parent().unwrap_or(Path::new("."));
+    let baseline = match &scenario.checks.baseline {
+        Some(file) => Some(Baseline::load(&base.join(file))?),
+        None => None,
+    };
+    for t in &scenario.targets {
+        check_target(path, t, baseline.as_ref())?;
+    }
+    for c in &scenario.checks.sql {
+        if !crate::verify::OPS.contains(&c.op.as_str()) {
+            return Err(format!(
+                "{}: checks.sql {:?}: op {:?}: expected one of {}",
+                path.display(),
+                c.name,
+                c.op,
+                crate::verify::OPS.join(" ")
+            ));
+        }
+    }
+    Ok(Loaded {
+        path: path.to_path_buf(),
+        scenario,
+        baseline,
+    })
+}
+
+fn check_target(path: &Path, t: &TargetSpec, baseline: Option<&Baseline>) -> Result<(), String> {
+    let f: &TargetFields = match t {
+        TargetSpec::Keyword(k) => {
+            return match k.value.as_str() {
+                "latest" | "oldest" | "immediate" => Ok(()),
+                other => Err(at(
+                    path,
+                    k,
+                    format!("target {other:?}: expected latest, oldest, immediate or a map"),
+                )),
+            };
+        }
+        TargetSpec::Fields(f) => f,
+    };
+    let kinds = [
+        f.time.is_some(),
+        f.lsn.is_some(),
+        f.xid.is_some(),
+        f.name.is_some(),
+        f.immediate == Some(true),
+        f.baseline.is_some(),
+        f.random.is_some(),
+    ];
+    let where_ = || {
+        f.time
+            .as_ref()
+            .map(|s| (s.referenced.line(), s.referenced.column()))
+            .or(f
+                .lsn
+                .as_ref()
+                .map(|s| (s.referenced.line(), s.referenced.column())))
+            .map(|(l, c)| format!("{}:{l}:{c}", path.display()))
+            .unwrap_or_else(|| path.display().to_string())
+    };
+    match kinds.iter().filter(|k| **k).count() {
+        1 => {}
+        0 => {
+            return Err(format!(
+                "{}: target: expected one of time, lsn, xid, name, immediate, baseline, random",
+                where_()
+            ));
+        }
+        _ => {
+            return Err(format!(
+                "{}: target: time, lsn, xid, name, immediate, baseline and random are mutually exclusive",
+                where_()
+            ));
+        }
+    }
+    if (f.xid.is_some() || f.name.is_some()) && f.backup_id.is_none() {
+        return Err(format!(
+            "{}: target: xid and name need backupID, as CNPG requires",
+            where_()
+        ));
+    }
+    if let Some(name) = &f.name
+        && (name.len() >= 64 || name.chars().any(|c| c.is_control()))
+    {
+        return Err(format!(
+            "{}: target name {name:?}: must be under 64 bytes with no control characters",
+            where_()
+        ));
+    }
+    if let Some(e) = &f.expect
+        && !["pass", "fail", "error"].contains(&e.verdict.as_str())
+    {
+        return Err(format!(
+            "{}: expect.verdict {:?}: expected pass, fail or error",
+            path.display(),
+            e.verdict
+        ));
+    }
+    if let Some(name) = &f.baseline {
+        match baseline {
+            Some(b) if &b.name == name => {}
+            Some(b) => {
+                return Err(format!(
+                    "{}: target baseline {name:?}: checks.baseline holds {:?}",
+                    path.display(),
+                    b.name
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "{}: target baseline {name:?}: checks.baseline is not set",
+                    path.display()
+                ));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,347 @@
+//! Scenario format v1: what to drill, to which targets, and what to check.
+
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+
+use crate::store::BarmanObjectStore;
+use crate::verify::{CountPolicy, SqlCheck};
+
+/// A drill scenario (YAML). Unknown keys are errors.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(title = "pgdrill scenario v1")]
+pub struct Scenario {
+    /// Must be `pgdrill/v1`.
+    pub api_version: String,
+    /// Names the scenario in reports and metrics.
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub source: Source,
+    /// `all` (default), a list of lineage names, or `{pattern: "app-v*"}`.
+    #[serde(default)]
+    pub lineages: LineageSelector,
+    /// Where each drill restores to.
+    pub targets: Vec<TargetSpec>,
+    #[serde(default)]
+    pub backend: BackendKind,
+    #[serde(default)]
+    pub checks: Checks,
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// Recovery time objective: restore plus recovery longer than this fails with `rto_exceeded`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub rto: Option<Spanned<DurationText>>,
+    #[serde(default)]
+    pub report: ReportSettings,
+    /// Leave the scratch server (and its directory) for a human when a drill fails.
+    #[serde(default)]
+    pub keep_on_failure: bool,
+    /// Cron schedule for `pgdrill schedule`: 5 fields (Kubernetes) or 6 (CNPG, with seconds).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub schedule: Option<Spanned<CronText>>,
+}
+
+/// The archive, as in a CNPG Cluster's `barmanObjectStore` (paste it as is).
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Source {
+    pub barman_object_store: BarmanObjectStore,
+    /// Directory of mounted Secrets (`<dir>/<secret>/<key>`) for the credential references.
+    #[serde(default)]
+    pub secrets_dir: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum LineageSelector {
+    /// `all`
+    #[default]
+    #[serde(skip)]
+    All,
+    Keyword(#[schemars(with = "String")] Spanned<String>),
+    List(#[schemars(with = "Vec<String>")] Vec<Spanned<String>>),
+    Pattern {
+        #[schemars(with = "String")]
+        pattern: Spanned<String>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    #[default]
+    Local,
+    Cnpg,
+}
+
+/// One target: `latest`, `oldest`, `immediate`, or a map with one of `time`, `lsn`, `xid`,
+/// `name`, `immediate`, `baseline`, `random`.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum TargetSpec {
+    Keyword(#[schemars(with = "String")] Spanned<String>),
+    Fields(Box<TargetFields>),
+}
+
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TargetFields {
+    /// RFC 3339, or the PostgreSQL forms CNPG accepts (`2025-01-15 12:00:00+00`).
+    #[schemars(with = "Option<String>")]
+    pub time: Option<Spanned<TimeText>>,
+    #[schemars(with = "Option<String>")]
+    pub lsn: Option<Spanned<crate::lsn::Lsn>>,
+    pub xid: Option<u32>,
+    pub name: Option<String>,
+    pub immediate: Option<bool>,
+    /// The exact point the named baseline was recorded at.
+    pub baseline: Option<String>,
+    pub random: Option<RandomTarget>,
+    /// recoveryTarget.backupID; required with `xid` and `name`, as CNPG requires.
+    #[serde(rename = "backupID")]
+    pub backup_id: Option<String>,
+    /// The verdict this drill is meant to reach, e.g. `{verdict: fail, cause: target_beyond_archive}`.
+    pub expect: Option<Expectation>,
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RandomTarget {
+    /// A time picked uniformly in the last `within` of the window (`7d`, `12h`).
+    #[schemars(with = "String")]
+    pub within: Spanned<DurationText>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Expectation {
+    /// `pass`, `fail` or `error`.
+    pub verdict: String,
+    pub cause: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Checks {
+    /// Database the checks run in.
+    #[serde(default = "default_database")]
+    pub database: String,
+    /// Baseline file (from `pgdrill baseline record`), relative to the scenario.
+    #[serde(default)]
+    pub baseline: Option<PathBuf>,
+    /// `all` (every user table, or every table of the baseline) or a list of `schema.table`.
+    #[serde(default)]
+    pub tables: Option<TablesSpec>,
+    /// Count policy per target kind.
+    #[serde(default)]
+    pub counts: CountPolicies,
+    #[serde(default)]
+    pub sql: Vec<SqlCheck>,
+}
+
+impl Default for Checks {
+    fn default() -> Self {
+        Self {
+            database: default_database(),
+            baseline: None,
+            tables: None,
+            counts: CountPolicies::default(),
+            sql: Vec::new(),
+        }
+    }
+}
+
+fn default_database() -> String {
+    "postgres".into()
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum TablesSpec {
+    Keyword(String),
+    List(Vec<String>),
+}
+
+/// `exact`, `atLeast` or `report` per target kind.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CountPolicies {
+    #[serde(default = "at_least")]
+    pub latest: CountPolicy,
+    #[serde(default = "exact")]
+    pub baseline: CountPolicy,
+    /// time, lsn, xid, name, immediate, random and oldest targets.
+    #[serde(default = "report")]
+    pub point_in_time: CountPolicy,
+}
+
+impl Default for CountPolicies {
+    fn default() -> Self {
+        Self {
+            latest: at_least(),
+            baseline: exact(),
+            point_in_time: report(),
+        }
+    }
+}
+
+fn at_least() -> CountPolicy {
+    CountPolicy::AtLeast
+}
+fn exact() -> CountPolicy {
+    CountPolicy::Exact
+}
+fn report() -> CountPolicy {
+    CountPolicy::Report
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Timeouts {
+    #[serde(default = "ten_minutes")]
+    #[schemars(with = "String")]
+    pub restore: DurationText,
+    #[serde(default = "ten_minutes")]
+    #[schemars(with = "String")]
+    pub recovery: DurationText,
+    #[serde(default = "thirty_seconds")]
+    #[schemars(with = "String")]
+    pub statement: DurationText,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            restore: ten_minutes(),
+            recovery: ten_minutes(),
+            statement: thirty_seconds(),
+        }
+    }
+}
+
+fn ten_minutes() -> DurationText {
+    DurationText(std::time::Duration::from_secs(600))
+}
+fn thirty_seconds() -> DurationText {
+    DurationText(std::time::Duration::from_secs(30))
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReportSettings {
+    /// Where reports are written (relative to the working directory); `--report-dir` overrides.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// Any of `json`, `markdown`, `junit` (default: all three).
+    #[serde(default = "all_formats")]
+    pub formats: Vec<ReportFormat>,
+}
+
+impl Default for ReportSettings {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            formats: all_formats(),
+        }
+    }
+}
+
+fn all_formats() -> Vec<ReportFormat> {
+    vec![
+        ReportFormat::Json,
+        ReportFormat::Markdown,
+        ReportFormat::Junit,
+    ]
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportFormat {
+    Json,
+    Markdown,
+    Junit,
+}
+
+/// `30s`, `10m`, `1h`, `7d` (a number and a unit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DurationText(pub std::time::Duration);
+
+impl<'de> Deserialize<'de> for DurationText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration(&s)
+            .map(DurationText)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n.parse().map_err(|_| {
+        format!("invalid duration {s:?}: expected a number and s, m, h or d, such as 10m")
+    })?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => {
+            return Err(format!(
+                "invalid duration {s:?}: expected a number and s, m, h or d, such as 10m"
+            ));
+        }
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+/// A recovery target time, checked when the scenario is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeText(pub jiff::Timestamp);
+
+impl<'de> Deserialize<'de> for TimeText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        crate::catalog::backup_info::parse_time(&s).map(TimeText).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "invalid time {s:?}: expected RFC 3339 (2025-01-15T12:00:00Z) or 2025-01-15 12:00:00+00"
+            ))
+        })
+    }
+}
+
+/// A cron expression, checked when the scenario is read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CronText(pub String);
+
+impl<'de> Deserialize<'de> for CronText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        cron_schedule(&s)
+            .map(|_| CronText(s))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses 5-field (Kubernetes) and 6-field (CNPG, seconds first) cron expressions.
+pub fn cron_schedule(expr: &str) -> Result<cron::Schedule, String> {
+    let fields = expr.split_whitespace().count();
+    let full = match fields {
+        5 => format!("0 {expr}"),
+        6 => expr.to_string(),
+        _ => {
+            return Err(format!(
+                "invalid cron expression {expr:?}: expected 5 fields (minute hour day month weekday) or 6 (with seconds first)"
+            ));
+        }
+    };
+    full.parse::<cron::Schedule>()
+        .map_err(|e| format!("invalid cron expression {expr:?}: {e}"))
+}
