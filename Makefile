@@ -1,5 +1,5 @@
 # One interface for people and CI. `make test` is what CI runs.
-.PHONY: prereqs build demo test lint bench clean
+.PHONY: prereqs build demo tour test lint bench schema clean
 
 prereqs:
 	bash scripts/prereqs.sh
@@ -8,10 +8,16 @@ build:
 	cargo build --locked
 
 demo: prereqs build
+	./target/debug/pgdrill demo
+
+tour: prereqs build
 	bash scripts/demo.sh
 
 test: prereqs
 	cargo test --locked --all-targets
+
+schema:
+	./target/debug/pgdrill schema > scenarios/schema.json
 
 lint:
 	cargo fmt --all -- --check

@@ -49,6 +49,12 @@ impl ScratchServer {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// Leaves the server running and its directory in place for a human; returns the directory.
+    pub fn keep(mut self) -> PathBuf {
+        self.torn_down = true;
+        self.dir.clone()
+    }
+
     /// Stops the server and removes the drill directory; safe to call more than once.
     pub fn teardown(&mut self) {
         if self.torn_down {

@@ -1,7 +1,10 @@
 //! The command line: a thin layer that parses, calls the library and maps results to exit codes.
 
+mod baseline;
 mod catalog;
+mod demo;
 mod doctor;
+mod drills;
 mod sandbox;
 
 use std::path::PathBuf;
@@ -67,6 +70,31 @@ Examples:
   pgdrill preflight s3://backups/pg --server app-v1 --target latest
   pgdrill preflight s3://backups/pg --server app-v1 --target 'time:2025-01-15T12:00:00Z' --output json")]
     Preflight(PreflightArgs),
+    /// Check scenario files (strict: unknown keys, types, times, cron) and touch nothing.
+    Validate(drills::ValidateArgs),
+    /// Print the JSON Schema of scenario files.
+    Schema,
+    /// Show the drills a scenario would run and the ones preflight refuses, with no side effects.
+    Plan(drills::PlanArgs),
+    /// Run every drill of the scenarios: restore, recover, verify, tear down, report.
+    #[command(long_about = "\
+Run every drill of the scenarios: for each lineage and target, preflight against the catalog,
+restore the chosen backup with barman-cloud-restore, recover with the settings CloudNativePG
+uses, verify where recovery ended, the row counts against the baseline and the SQL checks, tear
+everything down, and write reports (JSON, Markdown, JUnit).
+
+Exit codes: 0 every drill passed (or ended as the scenario expected), 1 a drill failed,
+2 a drill could not be verified (and none failed), 64 an invalid scenario.
+
+Examples:
+  pgdrill run -f scenarios/sandbox.yaml
+  pgdrill run -f weekly.yaml --lineage app-v2 --target 'time:2025-01-15 12:00:00+00'")]
+    Run(drills::RunArgs),
+    /// Record baselines: exact row counts on the live source.
+    #[command(subcommand)]
+    Baseline(baseline::BaselineCommand),
+    /// The whole product on this machine: sandbox, workload, backups, baseline, drills, reports.
+    Demo(demo::DemoArgs),
     /// Report which prerequisites (PostgreSQL, barman-cloud, S3 and Azure emulators) are present.
     Doctor(doctor::DoctorArgs),
     /// A local source system on loopback: object store, PostgreSQL archiving with barman-cloud.
@@ -176,6 +204,12 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Catalog(args) => catalog::catalog(args).await,
         Command::Preflight(args) => catalog::preflight(args).await,
         Command::Doctor(args) => doctor::doctor(args),
+        Command::Validate(args) => drills::validate(args),
+        Command::Schema => drills::schema(),
+        Command::Plan(args) => drills::plan_cmd(args).await,
+        Command::Run(args) => drills::run(args).await,
+        Command::Baseline(cmd) => baseline::run(cmd).await,
+        Command::Demo(args) => demo::demo(args).await,
         Command::Sandbox(cmd) => sandbox::run(cmd).await,
     };
     match result {

@@ -80,6 +80,7 @@ pub async fn up(opts: &UpOptions) -> Result<State> {
         postgres::start(&st, st.active()).await?;
         postgres::wait_ready(st.active()).await?;
         st.write_env_file()?;
+        st.write_drill_files()?;
         st.save()?;
         Ok(())
     }

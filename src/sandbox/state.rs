@@ -159,6 +159,53 @@ impl State {
         self.barman_bin.join(tool)
     }
 
+    /// The archive as a CNPG `barmanObjectStore` block, credentials referencing the Secrets
+    /// written under `<dir>/secrets` (YAML, indented for a scenario's `source:`).
+    pub fn store_block_yaml(&self) -> String {
+        let creds = match self.store.kind {
+            StoreKind::S3 => format!(
+                "    endpointURL: {}\n    s3Credentials:\n      accessKeyId: {{name: sandbox-s3, key: ACCESS_KEY_ID}}\n      \
+                 secretAccessKey: {{name: sandbox-s3, key: ACCESS_SECRET_KEY}}\n",
+                self.store.endpoint
+            ),
+            StoreKind::Azure => {
+                "    azureCredentials:\n      connectionString: {name: sandbox-azure, key: CONNECTION_STRING}\n".to_string()
+            }
+        };
+        format!(
+            "  barmanObjectStore:\n    destinationPath: {}\n{creds}  secretsDir: secrets\n",
+            self.destination_path
+        )
+    }
+
+    /// Mounted-Secret layout for the sandbox credentials, and `drill.yaml`, a scenario that
+    /// drills every lineage of the sandbox to its latest point.
+    pub fn write_drill_files(&self) -> Result<()> {
+        let secrets = self.dir.join("secrets");
+        let files: Vec<(String, String)> = match self.store.kind {
+            StoreKind::S3 => vec![
+                ("sandbox-s3/ACCESS_KEY_ID".into(), S3_ACCESS_KEY.into()),
+                ("sandbox-s3/ACCESS_SECRET_KEY".into(), S3_SECRET_KEY.into()),
+            ],
+            StoreKind::Azure => vec![(
+                "sandbox-azure/CONNECTION_STRING".into(),
+                self.store.connection_string(),
+            )],
+        };
+        for (rel, value) in files {
+            let path = secrets.join(rel);
+            std::fs::create_dir_all(path.parent().expect("has a parent"))
+                .map_err(io("creating the secrets folder"))?;
+            std::fs::write(&path, value).map_err(io(format!("writing {}", path.display())))?;
+        }
+        let scenario = format!(
+            "apiVersion: pgdrill/v1\nname: sandbox-latest\nsource:\n{}lineages: all\ntargets:\n  - latest\n",
+            self.store_block_yaml()
+        );
+        let path = self.dir.join("drill.yaml");
+        std::fs::write(&path, scenario).map_err(io(format!("writing {}", path.display())))
+    }
+
     pub fn write_env_file(&self) -> Result<()> {
         let active = self.active();
         let mut env = String::from("# Written by `pgdrill sandbox`; source it: `. sandbox.env`\n");

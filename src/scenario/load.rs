@@ -56,6 +56,12 @@ pub fn expand_env(path: &Path, text: &str) -> Result<String, String> {
 }
 
 pub fn load(path: &Path) -> Result<Loaded, String> {
+    load_with(path, true)
+}
+
+/// `with_baseline: false` reads the scenario without its baseline file (which
+/// `pgdrill baseline record` is about to write).
+pub fn load_with(path: &Path, with_baseline: bool) -> Result<Loaded, String> {
     let raw = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let text = expand_env(path, &raw)?;
     let scenario: Scenario =
@@ -91,11 +97,11 @@ pub fn load(path: &Path) -> Result<Loaded, String> {
     }
     let base = path.parent().unwrap_or(Path::new("."));
     let baseline = match &scenario.checks.baseline {
-        Some(file) => Some(Baseline::load(&base.join(file))?),
-        None => None,
+        Some(file) if with_baseline => Some(Baseline::load(&base.join(file))?),
+        _ => None,
     };
     for t in &scenario.targets {
-        check_target(path, t, baseline.as_ref())?;
+        check_target(path, t, baseline.as_ref(), with_baseline)?;
     }
     for c in &scenario.checks.sql {
         if !crate::verify::OPS.contains(&c.op.as_str()) {
@@ -115,7 +121,36 @@ pub fn load(path: &Path) -> Result<Loaded, String> {
     })
 }
 
-fn check_target(path: &Path, t: &TargetSpec, baseline: Option<&Baseline>) -> Result<(), String> {
+impl Loaded {
+    /// A path from the scenario, relative to the scenario's folder.
+    pub fn relative(&self, p: &Path) -> PathBuf {
+        self.path.parent().unwrap_or(Path::new(".")).join(p)
+    }
+
+    /// How to reach the archive: the CNPG block, with Secrets from `secretsDir`.
+    pub fn store_spec(&self) -> crate::store::StoreSpec {
+        let block = &self.scenario.source.barman_object_store;
+        crate::store::StoreSpec {
+            destination_path: block.destination_path.clone(),
+            endpoint_url: None,
+            region: None,
+            block: Some(block.clone()),
+            secrets_dir: self
+                .scenario
+                .source
+                .secrets_dir
+                .as_deref()
+                .map(|d| self.relative(d)),
+        }
+    }
+}
+
+fn check_target(
+    path: &Path,
+    t: &TargetSpec,
+    baseline: Option<&Baseline>,
+    with_baseline: bool,
+) -> Result<(), String> {
     let f: &TargetFields = match t {
         TargetSpec::Keyword(k) => {
             return match k.value.as_str() {
@@ -187,7 +222,9 @@ fn check_target(path: &Path, t: &TargetSpec, baseline: Option<&Baseline>) -> Res
             e.verdict
         ));
     }
-    if let Some(name) = &f.baseline {
+    if let Some(name) = &f.baseline
+        && with_baseline
+    {
         match baseline {
             Some(b) if &b.name == name => {}
             Some(b) => {

@@ -1,0 +1,102 @@
+//! `pgdrill baseline record`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use crate::baseline::{Tables, record};
+use crate::exit::{self, Failure};
+use crate::scenario::load::load_with;
+use crate::scenario::types::TablesSpec;
+
+#[derive(Debug, Subcommand)]
+pub enum BaselineCommand {
+    /// Record exact row counts on the live source, with the LSN and time they hold at.
+    #[command(long_about = "\
+Connect to the live source (PGDRILL_SOURCE_URL, never a flag value), count the rows of every
+table the scenario checks (or every user table) in one snapshot, and record the LSN and time.
+With --restore-point, create a named restore point (pg_create_restore_point) and use its LSN,
+so a drill can target the baseline exactly. The file goes where the scenario's
+checks.baseline points, or to --out.
+
+Example:
+  PGDRILL_SOURCE_URL=postgresql://postgres@db:5432/app \\
+    pgdrill baseline record -f weekly.yaml --name nightly --restore-point")]
+    Record(RecordArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// Scenario whose checks.tables and checks.baseline to use.
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// Baseline name (and restore point name).
+    #[arg(long)]
+    pub name: String,
+    /// Output file (default: the scenario's checks.baseline).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Create a named restore point and use its LSN.
+    #[arg(long)]
+    pub restore_point: bool,
+    /// Close the current WAL segment afterwards, so the archive holds the point at once.
+    #[arg(long)]
+    pub switch_wal: bool,
+    /// Connection URL of the source (from the environment only).
+    #[arg(
+        long = "source-url-env",
+        hide = true,
+        env = "PGDRILL_SOURCE_URL",
+        hide_env_values = true
+    )]
+    pub source_url: Option<String>,
+}
+
+pub async fn run(cmd: BaselineCommand) -> Result<i32, Failure> {
+    let BaselineCommand::Record(args) = cmd;
+    let url = args.source_url.clone().ok_or_else(|| {
+        Failure::usage("PGDRILL_SOURCE_URL is not set (the source's connection URL)")
+    })?;
+    let loaded = args
+        .file
+        .as_deref()
+        .map(|f| load_with(f, false).map_err(Failure::usage))
+        .transpose()?;
+    let tables = match loaded
+        .as_ref()
+        .and_then(|l| l.scenario.checks.tables.clone())
+    {
+        Some(TablesSpec::List(l)) => Tables::Only(l),
+        _ => Tables::All,
+    };
+    let out = args
+        .out
+        .clone()
+        .or_else(|| {
+            loaded
+                .as_ref()
+                .and_then(|l| l.scenario.checks.baseline.as_deref().map(|b| l.relative(b)))
+        })
+        .ok_or_else(|| {
+            Failure::usage("no output: give --out, or -f with a scenario that sets checks.baseline")
+        })?;
+    let b = record(
+        &url,
+        &args.name,
+        &tables,
+        args.restore_point,
+        args.switch_wal,
+    )
+    .await
+    .map_err(Failure::error)?;
+    b.save(&out).map_err(Failure::error)?;
+    println!(
+        "baseline {} at {} (LSN {}): {} table(s) → {}",
+        b.name,
+        b.recorded_at,
+        b.lsn,
+        b.counts.len(),
+        out.display()
+    );
+    Ok(exit::OK)
+}

@@ -1,0 +1,344 @@
+//! `pgdrill validate`, `schema`, `plan` and `run`.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use futures::StreamExt;
+
+use crate::catalog::{self, LineageCatalog};
+use crate::drill::{DrillOptions, default_work_root, run_drill};
+use crate::exit::{self, Failure};
+use crate::preflight::{Preflight, Target};
+use crate::report::{RunReport, SCHEMA, render};
+use crate::scenario::plan::{DrillPlan, plan, select_lineages};
+use crate::scenario::types::{BackendKind, ReportFormat};
+use crate::scenario::{Loaded, load};
+use crate::store::Store;
+
+use super::Output;
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Scenario files to check (nothing is contacted).
+    #[arg(short = 'f', long = "file", required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[arg(short = 'f', long = "file", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Only this lineage (repeatable).
+    #[arg(long = "lineage")]
+    pub lineages: Vec<String>,
+    /// Replace the scenario's targets with this one (latest, time:…, lsn:…, backup:<id>…).
+    #[arg(long)]
+    pub target: Option<String>,
+    #[arg(long, short, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Where reports go (default: the scenario's report.dir, else ./pgdrill-reports).
+    #[arg(long)]
+    pub report_dir: Option<PathBuf>,
+    /// Drills run at once.
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: usize,
+    /// Restore even when preflight refuses (shows what PostgreSQL itself does).
+    #[arg(long)]
+    pub skip_preflight: bool,
+    /// Keep a failed drill's server and directory for inspection.
+    #[arg(long)]
+    pub keep_on_failure: bool,
+    /// Parent folder of the scratch data directories.
+    #[arg(long, env = "PGDRILL_WORK_DIR")]
+    pub work_dir: Option<PathBuf>,
+}
+
+fn load_all(files: &[PathBuf]) -> Result<Vec<Loaded>, Failure> {
+    files
+        .iter()
+        .map(|f| load(f).map_err(Failure::usage))
+        .collect()
+}
+
+pub fn validate(args: ValidateArgs) -> Result<i32, Failure> {
+    for l in load_all(&args.files)? {
+        println!(
+            "{}: valid ({} target(s))",
+            l.path.display(),
+            l.scenario.targets.len()
+        );
+    }
+    Ok(exit::OK)
+}
+
+pub fn schema() -> Result<i32, Failure> {
+    print!("{}", crate::scenario::json_schema());
+    Ok(exit::OK)
+}
+
+/// Everything a run needs from the archive, for one scenario.
+struct Prepared {
+    loaded: Loaded,
+    store: Store,
+    catalogs: Vec<LineageCatalog>,
+    drills: Vec<DrillPlan>,
+}
+
+async fn prepare(loaded: Loaded, args: &PlanArgs, run_id: &str) -> Result<Prepared, Failure> {
+    if loaded.scenario.backend == BackendKind::Cnpg {
+        return Err(Failure::usage(format!(
+            "{}: backend cnpg is not available in this version; use backend: local",
+            loaded.path.display()
+        )));
+    }
+    let spec = loaded.store_spec();
+    let store = spec
+        .open()
+        .map_err(|e| Failure::error(format!("{}: {e}", loaded.path.display())))?;
+    let reader = catalog::CatalogReader::new(&store);
+    let available = reader
+        .lineages()
+        .await
+        .map_err(|e| Failure::error(e.to_string()))?;
+    let mut names = select_lineages(&loaded, &available).map_err(Failure::usage)?;
+    if !args.lineages.is_empty() {
+        if let Some(bad) = args.lineages.iter().find(|l| !available.contains(l)) {
+            return Err(Failure::usage(format!(
+                "--lineage {bad}: not in the archive ({})",
+                available.join(", ")
+            )));
+        }
+        names.retain(|n| args.lineages.contains(n));
+    }
+    let mut catalogs = Vec::new();
+    for n in &names {
+        catalogs.push(
+            reader
+                .read(n)
+                .await
+                .map_err(|e| Failure::error(e.to_string()))?,
+        );
+    }
+    let mut drills = plan(&loaded, &catalogs, run_id);
+    if let Some(t) = &args.target {
+        let target: Target = t.parse().map_err(Failure::usage)?;
+        drills = catalogs
+            .iter()
+            .enumerate()
+            .map(|(i, c)| DrillPlan {
+                drill_id: format!("{run_id}-{}", i + 1),
+                lineage: c.server_name.clone(),
+                target_label: t.clone(),
+                target: target.clone(),
+                preflight: crate::preflight::preflight(c, &target),
+                policy: if matches!(target.point, crate::preflight::TargetPoint::Latest) {
+                    loaded.scenario.checks.counts.latest
+                } else {
+                    loaded.scenario.checks.counts.point_in_time
+                },
+                expect: None,
+            })
+            .collect();
+    }
+    Ok(Prepared {
+        loaded,
+        store,
+        catalogs,
+        drills,
+    })
+}
+
+pub fn new_run_id() -> String {
+    let now = jiff::Timestamp::now();
+    format!(
+        "{}-{:04x}",
+        now.strftime("%Y%m%dT%H%M%S"),
+        (now.subsec_nanosecond() as u32 ^ std::process::id()) & 0xffff
+    )
+}
+
+pub async fn plan_cmd(args: PlanArgs) -> Result<i32, Failure> {
+    let run_id = new_run_id();
+    let mut out = Vec::new();
+    for loaded in load_all(&args.files)? {
+        let p = prepare(loaded, &args, &run_id).await?;
+        out.push((
+            p.loaded.scenario.name.clone(),
+            p.store.destination_path.clone(),
+            p.drills,
+        ));
+    }
+    match args.output {
+        Output::Json => {
+            let doc: Vec<_> = out
+                .iter()
+                .map(|(name, dest, drills)| serde_json::json!({"scenario": name, "destination_path": dest, "drills": drills}))
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({"schema": "pgdrill.plan/v1", "scenarios": doc})
+                )
+                .expect("serializes")
+            );
+        }
+        Output::Table => {
+            for (name, dest, drills) in &out {
+                println!("Scenario {name} ({dest})");
+                for d in drills {
+                    match &d.preflight {
+                        Preflight::Ready(r) => println!(
+                            "  run     {} → {} from backup {}",
+                            d.lineage, d.target_label, r.backup_id
+                        ),
+                        Preflight::Refused(r) => println!(
+                            "  refuse  {} → {}: {} ({})",
+                            d.lineage, d.target_label, r.cause, r.message
+                        ),
+                    }
+                }
+            }
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn write_reports(
+    dir: &Path,
+    report: &RunReport,
+    formats: &[ReportFormat],
+) -> Result<Vec<PathBuf>, Failure> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Failure::error(format!("creating {}: {e}", dir.display())))?;
+    let mut written = Vec::new();
+    for f in formats {
+        let (name, body) = match f {
+            ReportFormat::Json => (
+                "report.json",
+                serde_json::to_string_pretty(report).expect("serializes") + "\n",
+            ),
+            ReportFormat::Markdown => ("report.md", render::markdown(report)),
+            ReportFormat::Junit => ("junit.xml", render::junit(report)),
+        };
+        let path = dir.join(name);
+        std::fs::write(&path, body)
+            .map_err(|e| Failure::error(format!("writing {}: {e}", path.display())))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+async fn run_scenario(p: Prepared, args: &RunArgs, run_id: &str) -> Result<RunReport, Failure> {
+    let started_at = jiff::Timestamp::now();
+    let opts = DrillOptions {
+        work_root: args.work_dir.clone().unwrap_or_else(default_work_root),
+        skip_preflight: args.skip_preflight,
+        keep_on_failure: args.keep_on_failure,
+    };
+    let spec = p.loaded.store_spec();
+    let total = p.drills.len();
+    let drills: Vec<_> = futures::stream::iter(p.drills.iter().enumerate())
+        .map(|(i, d)| {
+            let catalog = p
+                .catalogs
+                .iter()
+                .find(|c| c.server_name == d.lineage)
+                .expect("planned from these catalogs");
+            let (loaded, spec, opts) = (&p.loaded, &spec, &opts);
+            async move {
+                eprintln!(
+                    "[{}/{total}] {} → {}: {}",
+                    i + 1,
+                    d.lineage,
+                    d.target_label,
+                    match &d.preflight {
+                        Preflight::Ready(r) => format!("restoring backup {}…", r.backup_id),
+                        Preflight::Refused(r) => format!("refused by preflight ({})", r.cause),
+                    }
+                );
+                let r = run_drill(loaded, spec, catalog, d, opts).await;
+                eprintln!(
+                    "[{}/{total}] {} → {}: {}{}",
+                    i + 1,
+                    d.lineage,
+                    d.target_label,
+                    r.verdict.as_str(),
+                    r.cause
+                        .as_deref()
+                        .map(|c| format!(" ({c})"))
+                        .unwrap_or_default()
+                );
+                (i, r)
+            }
+        })
+        .buffer_unordered(args.concurrency.max(1))
+        .collect()
+        .await;
+    let mut drills = drills;
+    drills.sort_by_key(|(i, _)| *i);
+    let drills: Vec<_> = drills.into_iter().map(|(_, r)| r).collect();
+    Ok(RunReport {
+        schema: SCHEMA,
+        run_id: run_id.to_string(),
+        scenario: p.loaded.scenario.name.clone(),
+        scenario_file: p.loaded.path.clone(),
+        backend: "local",
+        destination_path: p.store.destination_path.clone(),
+        started_at,
+        finished_at: jiff::Timestamp::now(),
+        summary: RunReport::summarize(&drills),
+        drills,
+    })
+}
+
+/// Runs every drill of the scenarios; Ctrl-C and SIGTERM tear the running drills down.
+pub async fn run(args: RunArgs) -> Result<i32, Failure> {
+    let run_id = new_run_id();
+    let mut prepared = Vec::new();
+    for loaded in load_all(&args.plan.files)? {
+        prepared.push(prepare(loaded, &args.plan, &run_id).await?);
+    }
+    let work = async {
+        let mut reports = Vec::new();
+        for p in prepared {
+            let formats = p.loaded.scenario.report.formats.clone();
+            let dir = args
+                .report_dir
+                .clone()
+                .or_else(|| p.loaded.scenario.report.dir.clone())
+                .unwrap_or_else(|| PathBuf::from("pgdrill-reports"))
+                .join(format!("{}-{run_id}", p.loaded.scenario.name));
+            let report = run_scenario(p, &args, &run_id).await?;
+            let written = write_reports(&dir, &report, &formats)?;
+            reports.push((report, written));
+        }
+        Ok::<_, Failure>(reports)
+    };
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| Failure::error(format!("installing the SIGTERM handler: {e}")))?;
+    let reports = tokio::select! {
+        r = work => r?,
+        _ = tokio::signal::ctrl_c() => return Err(Failure::error("interrupted: running drills were torn down")),
+        _ = sigterm.recv() => return Err(Failure::error("terminated: running drills were torn down")),
+    };
+    for (report, written) in &reports {
+        match args.plan.output {
+            Output::Json => println!(
+                "{}",
+                serde_json::to_string_pretty(report).expect("serializes")
+            ),
+            Output::Table => print!("{}", render::terminal(report)),
+        }
+        for w in written {
+            eprintln!("report: {}", w.display());
+        }
+    }
+    let all: Vec<RunReport> = reports.into_iter().map(|(r, _)| r).collect();
+    Ok(RunReport::exit_code(&all))
+}

@@ -1,0 +1,232 @@
+//! One drill end to end: preflight decision → restore and recover (local backend) → verify →
+//! teardown, always ending in a report with a verdict.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::backend::local::{LocalRequest, recover};
+use crate::backend::{Failure, Stage};
+use crate::baseline::Tables;
+use crate::catalog::LineageCatalog;
+use crate::preflight::{Preflight, Ready, choose_backup};
+use crate::report::{DrillReport, Durations, Verdict};
+use crate::scenario::Loaded;
+use crate::scenario::plan::DrillPlan;
+use crate::scenario::types::TablesSpec;
+use crate::store::StoreSpec;
+use crate::verify::{VerifyRequest, verify};
+
+#[derive(Clone, Debug)]
+pub struct DrillOptions {
+    pub work_root: PathBuf,
+    /// Run even when preflight refuses (to see what PostgreSQL does at a gap).
+    pub skip_preflight: bool,
+    pub keep_on_failure: bool,
+}
+
+fn report(plan: &DrillPlan) -> DrillReport {
+    DrillReport {
+        drill_id: plan.drill_id.clone(),
+        lineage: plan.lineage.clone(),
+        backup_id: None,
+        target: plan.target_label.clone(),
+        target_detail: plan.target.clone(),
+        verdict: Verdict::Pass,
+        cause: None,
+        stage: None,
+        evidence: None,
+        expected: plan.expect.clone(),
+        met_expectation: None,
+        recovery: None,
+        durations: Durations::default(),
+        checks: Vec::new(),
+        kept_at: None,
+    }
+}
+
+fn finish(mut r: DrillReport, started: Instant) -> DrillReport {
+    r.durations.total = started.elapsed().as_secs_f64();
+    r.met_expectation = r.expected.as_ref().map(|e| {
+        e.verdict == r.verdict.as_str()
+            && e.cause.as_ref().is_none_or(|c| r.cause.as_ref() == Some(c))
+    });
+    r
+}
+
+fn stop(
+    mut r: DrillReport,
+    verdict: Verdict,
+    stage: Stage,
+    cause: Option<String>,
+    evidence: String,
+) -> DrillReport {
+    r.verdict = verdict;
+    r.stage = Some(stage);
+    r.cause = cause;
+    r.evidence = Some(evidence);
+    r
+}
+
+/// What replay must reach when preflight is skipped: the newest segment of the chain.
+fn ready_without_preflight(catalog: &LineageCatalog, plan: &DrillPlan) -> Result<Ready, String> {
+    let backup = choose_backup(catalog, &plan.target).map_err(|r| r.message)?;
+    let begin = backup.begin_segment().ok_or("backup has no begin_wal")?;
+    let archive = &catalog.archive;
+    let latest = archive.latest_descendant(begin.timeline);
+    let legs = archive.chain(begin, latest);
+    let last = archive
+        .timelines
+        .get(&latest)
+        .and_then(|s| s.segnos.last().copied());
+    Ok(Ready {
+        backup_id: backup.backup_id.clone(),
+        backup_end_time: backup.end_time,
+        timelines: legs.iter().map(|l| l.timeline).collect(),
+        expected_last_wal: last.map(|s| archive.segment(latest, s).to_string()),
+        expected_end_lsn: last.map(|s| archive.segment_end(s)),
+        notes: vec!["preflight skipped".into()],
+    })
+}
+
+pub async fn run_drill(
+    loaded: &Loaded,
+    store: &StoreSpec,
+    catalog: &LineageCatalog,
+    plan: &DrillPlan,
+    opts: &DrillOptions,
+) -> DrillReport {
+    let started = Instant::now();
+    let mut r = report(plan);
+    let scenario = &loaded.scenario;
+    let ready = match (&plan.preflight, opts.skip_preflight) {
+        (Preflight::Ready(ready), _) => ready.clone(),
+        (Preflight::Refused(refusal), false) => {
+            r.backup_id = refusal.backup_id.clone();
+            let evidence = match &refusal.missing_wal {
+                Some(w) => format!("{} (missing {w})", refusal.message),
+                None => refusal.message.clone(),
+            };
+            r.durations.preflight = started.elapsed().as_secs_f64();
+            return finish(
+                stop(
+                    r,
+                    Verdict::Fail,
+                    Stage::Preflight,
+                    Some(refusal.cause.as_str().into()),
+                    evidence,
+                ),
+                started,
+            );
+        }
+        (Preflight::Refused(_), true) => match ready_without_preflight(catalog, plan) {
+            Ok(ready) => ready,
+            Err(e) => {
+                return finish(
+                    stop(
+                        r,
+                        Verdict::Fail,
+                        Stage::Preflight,
+                        Some("no_completed_backup".into()),
+                        e,
+                    ),
+                    started,
+                );
+            }
+        },
+    };
+    r.backup_id = Some(ready.backup_id.clone());
+    r.durations.preflight = started.elapsed().as_secs_f64();
+
+    let mut target = plan.target.clone();
+    target.backup_id = Some(ready.backup_id.clone());
+    let request = LocalRequest {
+        store: store.clone(),
+        server_name: plan.lineage.clone(),
+        backup_id: ready.backup_id.clone(),
+        target: target.clone(),
+        work_root: opts.work_root.clone(),
+        drill_id: plan.drill_id.clone(),
+        restore_timeout: scenario.timeouts.restore.0,
+        recovery_timeout: scenario.timeouts.recovery.0,
+    };
+    let mut server = match recover(&request).await {
+        Ok(s) => s,
+        Err(Failure::Fail {
+            stage,
+            cause,
+            evidence,
+        }) => {
+            return finish(
+                stop(r, Verdict::Fail, stage, Some(cause), evidence),
+                started,
+            );
+        }
+        Err(Failure::Error { stage, message }) => {
+            return finish(stop(r, Verdict::Error, stage, None, message), started);
+        }
+    };
+    r.durations.restore = server.restore_time.as_secs_f64();
+    r.durations.recovery = server.recovery_time.as_secs_f64();
+    r.durations.rto = r.durations.restore + r.durations.recovery;
+    r.recovery = Some(server.end.clone());
+
+    let verify_started = Instant::now();
+    let tables = match &scenario.checks.tables {
+        Some(TablesSpec::List(l)) => Tables::Only(l.clone()),
+        _ => Tables::All,
+    };
+    let req = VerifyRequest {
+        port: server.port,
+        database: scenario.checks.database.clone(),
+        target: target.clone(),
+        ready,
+        segment_size: catalog.segment_size,
+        baseline: loaded.baseline.clone(),
+        policy: plan.policy,
+        tables,
+        sql_checks: scenario.checks.sql.clone(),
+        statement_timeout: scenario.timeouts.statement.0,
+        pool: 4,
+    };
+    match verify(&req, &server.end).await {
+        Ok(v) => {
+            r.checks = v.checks;
+            if let Some((cause, evidence)) = v.failure {
+                r = stop(r, Verdict::Fail, Stage::Verify, Some(cause), evidence);
+            }
+        }
+        Err(e) => r = stop(r, Verdict::Error, Stage::Verify, None, e),
+    }
+    if r.verdict == Verdict::Pass
+        && let Some(rto) = &scenario.rto
+        && r.durations.rto > rto.value.0.as_secs_f64()
+    {
+        let evidence = format!(
+            "restore and recovery took {:.1}s, objective {}s",
+            r.durations.rto,
+            rto.value.0.as_secs()
+        );
+        r = stop(
+            r,
+            Verdict::Fail,
+            Stage::Recover,
+            Some("rto_exceeded".into()),
+            evidence,
+        );
+    }
+    r.durations.verify = verify_started.elapsed().as_secs_f64();
+
+    let teardown_started = Instant::now();
+    if r.verdict == Verdict::Fail && (opts.keep_on_failure || scenario.keep_on_failure) {
+        r.kept_at = Some(server.keep());
+    } else {
+        server.teardown();
+    }
+    r.durations.teardown = teardown_started.elapsed().as_secs_f64();
+    finish(r, started)
+}
+
+/// Default parent for drill directories.
+pub fn default_work_root() -> PathBuf {
+    std::env::temp_dir()
+}
