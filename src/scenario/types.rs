@@ -57,19 +57,145 @@ pub struct Source {
     pub secrets_dir: Option<PathBuf>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
-#[serde(untagged)]
+/// `all`, a list of names, or `{pattern: "app-v*"}`.
+#[derive(Clone, Debug, Default)]
 pub enum LineageSelector {
-    /// `all`
     #[default]
-    #[serde(skip)]
     All,
-    Keyword(#[schemars(with = "String")] Spanned<String>),
-    List(#[schemars(with = "Vec<String>")] Vec<Spanned<String>>),
+    Keyword(Spanned<String>),
+    List(Vec<Spanned<String>>),
     Pattern {
-        #[schemars(with = "String")]
         pattern: Spanned<String>,
     },
+}
+
+/// `all`, a list of lineage names, or `{pattern: "app-v*"}`.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum LineagesShape {
+    Keyword(String),
+    List(Vec<String>),
+    Pattern { pattern: String },
+}
+
+impl JsonSchema for LineageSelector {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "LineageSelector".into()
+    }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        LineagesShape::json_schema(g)
+    }
+}
+
+/// A string, or a value built from a sequence or a map with the live deserializer, so that
+/// errors inside keep their line and column (an untagged enum would lose them).
+enum Raw<T> {
+    Str(String),
+    Other(T),
+}
+
+trait FromSeqOrMap<'de>: Sized {
+    const EXPECTING: &'static str;
+    fn from_seq<A: serde::de::SeqAccess<'de>>(_seq: A) -> Result<Self, A::Error> {
+        Err(serde::de::Error::custom(format!(
+            "expected {}",
+            Self::EXPECTING
+        )))
+    }
+    fn from_map<A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error>;
+}
+
+impl<'de, T: FromSeqOrMap<'de>> Deserialize<'de> for Raw<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: FromSeqOrMap<'de>> serde::de::Visitor<'de> for V<T> {
+            type Value = Raw<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(T::EXPECTING)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Raw::Str(v.to_string()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                T::from_seq(seq).map(Raw::Other)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                T::from_map(map).map(Raw::Other)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+impl<'de> FromSeqOrMap<'de> for LineageSelector {
+    const EXPECTING: &'static str = "all, a list of lineage names, or {pattern: …}";
+    fn from_seq<A: serde::de::SeqAccess<'de>>(seq: A) -> Result<Self, A::Error> {
+        Vec::<Spanned<String>>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+            .map(LineageSelector::List)
+    }
+    fn from_map<A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct P {
+            pattern: Spanned<String>,
+        }
+        P::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            .map(|p| LineageSelector::Pattern { pattern: p.pattern })
+    }
+}
+
+impl<'de> Deserialize<'de> for LineageSelector {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = Spanned::<Raw<LineageSelector>>::deserialize(d)?;
+        Ok(match s.value {
+            Raw::Str(k) => LineageSelector::Keyword(Spanned::new(k, s.referenced, s.defined)),
+            Raw::Other(o) => o,
+        })
+    }
+}
+
+impl<'de> FromSeqOrMap<'de> for TargetSpec {
+    const EXPECTING: &'static str = "latest, oldest, immediate, or a map with one of time, lsn, xid, name, immediate, baseline, random";
+    fn from_map<A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        TargetFields::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            .map(|f| TargetSpec::Fields(Box::new(f)))
+    }
+}
+
+impl<'de> Deserialize<'de> for TargetSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = Spanned::<Raw<TargetSpec>>::deserialize(d)?;
+        Ok(match s.value {
+            Raw::Str(k) => TargetSpec::Keyword(Spanned::new(k, s.referenced, s.defined)),
+            Raw::Other(o) => o,
+        })
+    }
+}
+
+/// `latest`, `oldest`, `immediate`, or a map with one of `time`, `lsn`, `xid`, `name`,
+/// `immediate`, `baseline`, `random`.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum TargetShape {
+    Keyword(String),
+    Fields(Box<TargetFields>),
+}
+
+impl JsonSchema for TargetSpec {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "TargetSpec".into()
+    }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        TargetShape::json_schema(g)
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -82,10 +208,9 @@ pub enum BackendKind {
 
 /// One target: `latest`, `oldest`, `immediate`, or a map with one of `time`, `lsn`, `xid`,
 /// `name`, `immediate`, `baseline`, `random`.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
-#[serde(untagged)]
+#[derive(Clone, Debug)]
 pub enum TargetSpec {
-    Keyword(#[schemars(with = "String")] Spanned<String>),
+    Keyword(Spanned<String>),
     Fields(Box<TargetFields>),
 }
 
@@ -330,18 +455,73 @@ impl<'de> Deserialize<'de> for CronText {
     }
 }
 
-/// Parses 5-field (Kubernetes) and 6-field (CNPG, seconds first) cron expressions.
+/// Parses 5-field (Kubernetes) and 6-field (CNPG, seconds first) cron expressions. Both count
+/// weekdays 0-6 from Sunday (7 is Sunday too); the cron crate counts 1-7, so numbers shift.
 pub fn cron_schedule(expr: &str) -> Result<cron::Schedule, String> {
-    let fields = expr.split_whitespace().count();
-    let full = match fields {
-        5 => format!("0 {expr}"),
-        6 => expr.to_string(),
-        _ => {
-            return Err(format!(
-                "invalid cron expression {expr:?}: expected 5 fields (minute hour day month weekday) or 6 (with seconds first)"
-            ));
-        }
-    };
-    full.parse::<cron::Schedule>()
-        .map_err(|e| format!("invalid cron expression {expr:?}: {e}"))
+    let mut fields: Vec<String> = expr.split_whitespace().map(str::to_string).collect();
+    if fields.len() == 5 {
+        fields.insert(0, "0".into());
+    }
+    if fields.len() != 6 {
+        return Err(format!(
+            "invalid cron expression {expr:?}: expected 5 fields (minute hour day month weekday) or 6 (with seconds first)"
+        ));
+    }
+    fields[5] = shift_weekdays(&fields[5]);
+    fields.join(" ").parse::<cron::Schedule>().map_err(|e| {
+        let why = e.to_string().replace("\\n", "\n");
+        let why = why.lines().last().unwrap_or_default().trim().to_string();
+        format!("invalid cron expression {expr:?}: {why}")
+    })
+}
+
+fn shift_weekdays(field: &str) -> String {
+    field
+        .split(',')
+        .map(|part| {
+            let (range, step) = match part.split_once('/') {
+                Some((r, s)) => (r, Some(s)),
+                None => (part, None),
+            };
+            let shifted: Vec<String> = range
+                .split('-')
+                .map(|d| match d.parse::<u32>() {
+                    Ok(7) => "1".to_string(),
+                    Ok(n) => (n + 1).to_string(),
+                    Err(_) => d.to_string(),
+                })
+                .collect();
+            let mut out = shifted.join("-");
+            if let Some(s) = step {
+                out.push('/');
+                out.push_str(s);
+            }
+            out
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubernetes_and_cnpg_cron_forms() {
+        let sunday_3am = cron_schedule("0 3 * * 0").unwrap();
+        let next = sunday_3am.upcoming(chrono::Utc).next().unwrap();
+        assert_eq!(chrono::Datelike::weekday(&next), chrono::Weekday::Sun);
+        assert!(cron_schedule("0 0 3 * * 1-5").is_ok());
+        assert!(cron_schedule("0 3 * * 7").is_ok());
+        let err = cron_schedule("0 25 * * *").unwrap_err();
+        assert!(!err.contains('\n'), "{err}");
+        assert!(cron_schedule("every sunday").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10m").unwrap().as_secs(), 600);
+        assert_eq!(parse_duration("7d").unwrap().as_secs(), 604800);
+        assert!(parse_duration("10 minutes").is_err());
+    }
 }
