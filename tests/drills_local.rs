@@ -314,3 +314,59 @@ fn truncate_object(sb: &Sandbox, key: &str) {
             .unwrap();
     });
 }
+
+#[test]
+fn sigterm_mid_drill_tears_everything_down() {
+    let sb = Sandbox::up("s3");
+    let work = tempfile::tempdir().unwrap();
+    sb.cmd(&["backup"]);
+    sb.cmd(&["workload", "--batches", "3", "--rows", "300"]);
+    let file = scenario(&sb, "sigterm", "targets:\n  - latest\n");
+    let child = std::process::Command::new(BIN)
+        .args([
+            "run",
+            "-f",
+            file.to_str().unwrap(),
+            "--work-dir",
+            work.path().to_str().unwrap(),
+        ])
+        .args([
+            "--report-dir",
+            sb.dir.path().join("reports").to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the drill has a data directory (restore under way or recovering).
+    let started = std::time::Instant::now();
+    while std::fs::read_dir(work.path())
+        .unwrap()
+        .flatten()
+        .all(|e| !e.path().join("pgdata").exists())
+    {
+        assert!(started.elapsed().as_secs() < 60, "the drill never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("terminated"), "{err}");
+    // Give a killed restore's process group a moment to exit, then nothing may remain.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        postgres_under(work.path()).is_empty(),
+        "{:?}",
+        postgres_under(work.path())
+    );
+    let left: Vec<_> = std::fs::read_dir(work.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
