@@ -26,6 +26,7 @@ lint:
 
 bench:
 	bash scripts/bench-catalog.sh
+	bash scripts/bench-drill.sh
 
 clean:
 	cargo clean

@@ -141,3 +141,68 @@ fn every_example_scenario_is_valid() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).lines().count(), files.len());
 }
+
+#[test]
+fn plan_resolves_oldest_random_and_lsn_targets_without_side_effects() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("archive");
+    let t = |h: u32| format!("2026-01-01 {h:02}:00:00.000000+00:00");
+    put(
+        &root,
+        "app-v1/base/20260101T100000/backup.info",
+        backup_info(
+            "000000010000000000000002",
+            "000000010000000000000002",
+            &t(10),
+            &t(11),
+            "",
+        )
+        .as_bytes(),
+    );
+    put(
+        &root,
+        "app-v1/base/20260101T120000/backup.info",
+        backup_info(
+            "000000010000000000000006",
+            "000000010000000000000006",
+            &t(12),
+            &t(13),
+            "",
+        )
+        .as_bytes(),
+    );
+    for name in wal_range(1, 2, 9) {
+        put_wal(&root, "app-v1", &name, ".gz");
+    }
+    let f = dir.path().join("s.yaml");
+    let text = format!(
+        "apiVersion: pgdrill/v1\nname: t\nsource:\n  barmanObjectStore:\n    destinationPath: file://{}\n\
+         targets:\n  - oldest\n  - random: {{within: 1d}}\n  - lsn: 0/F000000\n  - latest\n",
+        root.display()
+    );
+    std::fs::write(&f, text).unwrap();
+    let out = pgdrill(&["plan", "-f", f.to_str().unwrap(), "--output", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc = json(&out);
+    let drills = doc["scenarios"][0]["drills"].as_array().unwrap();
+    assert_eq!(drills.len(), 4);
+    let decision = |i: usize| &drills[i]["preflight"];
+    // oldest: the end of the oldest backup, restored from it.
+    assert_eq!(drills[0]["target"]["time"], "2026-01-01T11:00:00Z");
+    assert_eq!(decision(0)["backup_id"], "20260101T100000");
+    // random: a time inside the window, from the backup that ended before it.
+    let picked: jiff::Timestamp = drills[1]["target"]["time"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        picked >= "2026-01-01T11:00:00Z".parse().unwrap(),
+        "{picked}"
+    );
+    assert_eq!(decision(1)["decision"], "ready");
+    // Past the last segment: refused before anything runs.
+    assert_eq!(decision(2)["cause"], "target_beyond_archive");
+    assert_eq!(decision(3)["backup_id"], "20260101T120000");
+    assert_eq!(decision(3)["expected_last_wal"], "000000010000000000000009");
+}

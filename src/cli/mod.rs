@@ -20,15 +20,16 @@ const LONG_ABOUT: &str = "\
 pgdrill proves that PostgreSQL backups taken by CloudNativePG with Barman Cloud can be restored,
 to the point that matters, with the data that matters.
 
-Start by looking at what an archive holds:
+See everything work on this machine, with no cloud and no Kubernetes (about 30 seconds):
+  pgdrill demo
+Look at what an archive holds, and whether a target is reachable before you need it:
   pgdrill catalog s3://backups/pg --endpoint-url http://minio:9000
-Ask whether a target is reachable before you need it:
   pgdrill preflight s3://backups/pg --server app-v1 --target 'time:2025-01-15 12:00:00+00'
-Try everything on this machine, with no cloud and no Kubernetes:
-  pgdrill sandbox up --dir /tmp/sbx && . /tmp/sbx/sandbox.env
+Drill it: restore, recover, verify against a baseline, tear down, report:
+  pgdrill run -f scenario.yaml
 
 Exit codes: 0 success, 1 a drill or preflight failed, 2 pgdrill could not verify
-(store unreachable, bad credentials, missing tools), 64 bad usage.";
+(store unreachable, bad credentials, missing tools), 64 bad usage or an invalid scenario.";
 
 #[derive(Debug, Parser)]
 #[command(name = "pgdrill", version, about = ABOUT, long_about = LONG_ABOUT, propagate_version = true)]
