@@ -214,6 +214,40 @@ fn local_drills_pass_fail_and_error_as_promised() {
         d["evidence"]
     );
 
+    // keepOnFailure leaves the failed drill's server running for a human, and says where.
+    let reports = sb.dir.path().join("reports");
+    let out = pgdrill(&[
+        "run",
+        "-f",
+        bad_check.to_str().unwrap(),
+        "--output",
+        "json",
+        "--keep-on-failure",
+        "--report-dir",
+        reports.to_str().unwrap(),
+        "--work-dir",
+        work.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let kept = json(&out)["drills"][0]["kept_at"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let data = Path::new(&kept).join("pgdata");
+    assert!(
+        !postgres_under(work.path()).is_empty(),
+        "the kept server runs"
+    );
+    let pg_ctl = pgdrill::tools::pg_bin().unwrap().join("pg_ctl");
+    let stopped = pgdrill::tools::as_postgres(&pg_ctl)
+        .arg("-D")
+        .arg(&data)
+        .args(["-m", "immediate", "-w", "stop"])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    std::fs::remove_dir_all(&kept).unwrap();
+
     // A target past the archive fails before any restore starts.
     let beyond = scenario(
         &sb,

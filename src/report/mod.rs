@@ -101,6 +101,16 @@ pub struct RunReport {
     pub summary: Summary,
 }
 
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} pass, {} fail, {} error ({} expected failures)",
+            self.pass, self.fail, self.error, self.expected_failures
+        )
+    }
+}
+
 impl RunReport {
     pub fn summarize(drills: &[DrillReport]) -> Summary {
         let mut s = Summary::default();

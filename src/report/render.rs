@@ -44,12 +44,7 @@ pub fn terminal(r: &RunReport) -> String {
             let _ = writeln!(out, "  {} {}: {e}", d.lineage, d.target);
         }
     }
-    let s = &r.summary;
-    let _ = writeln!(
-        out,
-        "{} pass, {} fail, {} error ({} expected failures)",
-        s.pass, s.fail, s.error, s.expected_failures
-    );
+    let _ = writeln!(out, "{}", r.summary);
     out
 }
 
@@ -93,12 +88,7 @@ pub fn markdown(r: &RunReport) -> String {
             }
         }
     }
-    let s = &r.summary;
-    let _ = writeln!(
-        out,
-        "\n{} pass, {} fail, {} error ({} expected failures).",
-        s.pass, s.fail, s.error, s.expected_failures
-    );
+    let _ = writeln!(out, "\n{}.", r.summary);
     out
 }
 
