@@ -8,6 +8,7 @@ pub mod backend;
 pub mod baseline;
 pub mod catalog;
 pub mod cli;
+pub mod cnpg;
 pub mod drill;
 pub mod exit;
 pub mod lsn;

@@ -206,3 +206,59 @@ fn plan_resolves_oldest_random_and_lsn_targets_without_side_effects() {
     assert_eq!(decision(3)["backup_id"], "20260101T120000");
     assert_eq!(decision(3)["expected_last_wal"], "000000010000000000000009");
 }
+
+#[test]
+fn plan_prints_cnpg_manifests_and_run_refuses_the_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("archive");
+    let info = backup_info(
+        "000000010000000000000002",
+        "000000010000000000000002",
+        "2026-01-01 10:00:00+00:00",
+        "2026-01-01 10:05:00+00:00",
+        "cluster_size=1073741824\n",
+    );
+    put(
+        &root,
+        "app-v1/base/20260101T100000/backup.info",
+        info.as_bytes(),
+    );
+    for name in wal_range(1, 2, 4) {
+        put_wal(&root, "app-v1", &name, ".gz");
+    }
+    let f = dir.path().join("s.yaml");
+    let text = format!(
+        "apiVersion: pgdrill/v1\nname: t\nsource:\n  barmanObjectStore:\n    destinationPath: file://{}\n\
+         backend: cnpg\ncnpg: {{recoveryPath: inTree, namespace: drills}}\ntargets: [latest, {{lsn: 0/F000000}}]\n",
+        root.display()
+    );
+    std::fs::write(&f, text).unwrap();
+    let out = pgdrill(&["plan", "-f", f.to_str().unwrap()]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        text.contains("kind: Cluster") && text.contains("namespace: drills"),
+        "{text}"
+    );
+    assert!(
+        text.contains("serverName: app-v1")
+            && text.contains("imageName: ghcr.io/cloudnative-pg/postgresql:15"),
+        "{text}"
+    );
+    assert!(
+        text.contains("size: 2Gi") && text.contains("backupID: 20260101T100000"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("kind: Cluster").count(),
+        1,
+        "the refused drill gets no manifests: {text}"
+    );
+    let out = pgdrill(&["run", "-f", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        stderr(&out).contains("backend cnpg is not available yet"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -91,12 +91,6 @@ struct Prepared {
 }
 
 async fn prepare(loaded: Loaded, args: &PlanArgs, run_id: &str) -> Result<Prepared, Failure> {
-    if loaded.scenario.backend == BackendKind::Cnpg {
-        return Err(Failure::usage(format!(
-            "{}: backend cnpg is not available in this version; use backend: local",
-            loaded.path.display()
-        )));
-    }
     let spec = loaded.store_spec();
     let store = spec
         .open()
@@ -163,22 +157,87 @@ pub fn new_run_id() -> String {
     )
 }
 
+/// For `backend: cnpg`, the manifests of each drill preflight lets through, safety-checked.
+fn cnpg_manifests(p: &Prepared, d: &DrillPlan) -> Result<Option<String>, Failure> {
+    let (BackendKind::Cnpg, Preflight::Ready(ready)) = (p.loaded.scenario.backend, &d.preflight)
+    else {
+        return Ok(None);
+    };
+    let settings = &p.loaded.scenario.cnpg;
+    let catalog = p
+        .catalogs
+        .iter()
+        .find(|c| c.server_name == d.lineage)
+        .expect("planned from these catalogs");
+    let backup = catalog
+        .backups
+        .iter()
+        .find(|b| b.info.backup_id == ready.backup_id)
+        .map(|b| &b.info);
+    let spec = crate::cnpg::manifest::DrillSpec {
+        drill_id: d.drill_id.clone(),
+        lineage: d.lineage.clone(),
+        target: d.target.clone(),
+        backup_id: ready.backup_id.clone(),
+        store: p.loaded.scenario.source.barman_object_store.clone(),
+        path: settings.recovery_path,
+        isolation: match &settings.namespace {
+            Some(ns) => crate::cnpg::manifest::Isolation::Fixed(ns.clone()),
+            None => crate::cnpg::manifest::Isolation::ScratchNamespace,
+        },
+        image_name: settings.image_name.clone(),
+        server_major: backup.and_then(|b| b.server_major()),
+        storage_size: settings.storage_size.clone(),
+        backup_size: backup.and_then(|b| b.cluster_size.or(b.size)),
+        database: settings.database.clone(),
+        owner: settings.owner.clone(),
+        expires_at: jiff::Timestamp::now()
+            + jiff::SignedDuration::try_from(settings.ttl.0).unwrap_or_default(),
+    };
+    let manifests = crate::cnpg::manifest::build(&spec);
+    crate::cnpg::safety::check(&manifests).map_err(|problems| {
+        Failure::error(format!(
+            "drill {}: unsafe manifests: {}",
+            d.drill_id,
+            problems.join("; ")
+        ))
+    })?;
+    Ok(Some(manifests.to_yaml()))
+}
+
 pub async fn plan_cmd(args: PlanArgs) -> Result<i32, Failure> {
     let run_id = new_run_id();
     let mut out = Vec::new();
     for loaded in load_all(&args.files)? {
         let p = prepare(loaded, &args, &run_id).await?;
+        let manifests = p
+            .drills
+            .iter()
+            .map(|d| cnpg_manifests(&p, d))
+            .collect::<Result<Vec<_>, _>>()?;
+        let drills: Vec<(DrillPlan, Option<String>)> =
+            p.drills.iter().cloned().zip(manifests).collect();
         out.push((
             p.loaded.scenario.name.clone(),
             p.store.destination_path.clone(),
-            p.drills,
+            drills,
         ));
     }
     match args.output {
         Output::Json => {
             let doc: Vec<_> = out
                 .iter()
-                .map(|(name, dest, drills)| serde_json::json!({"scenario": name, "destination_path": dest, "drills": drills}))
+                .map(|(name, dest, drills)| {
+                    let drills: Vec<_> = drills
+                        .iter()
+                        .map(|(d, m)| {
+                            let mut v = serde_json::to_value(d).expect("serializes");
+                            v["manifests"] = serde_json::json!(m);
+                            v
+                        })
+                        .collect();
+                    serde_json::json!({"scenario": name, "destination_path": dest, "drills": drills})
+                })
                 .collect();
             println!(
                 "{}",
@@ -191,7 +250,7 @@ pub async fn plan_cmd(args: PlanArgs) -> Result<i32, Failure> {
         Output::Table => {
             for (name, dest, drills) in &out {
                 println!("Scenario {name} ({dest})");
-                for d in drills {
+                for (d, manifests) in drills {
                     match &d.preflight {
                         Preflight::Ready(r) => println!(
                             "  run     {} → {} from backup {}",
@@ -201,6 +260,9 @@ pub async fn plan_cmd(args: PlanArgs) -> Result<i32, Failure> {
                             "  refuse  {} → {}: {} ({})",
                             d.lineage, d.target_label, r.cause, r.message
                         ),
+                    }
+                    if let Some(yaml) = manifests {
+                        print!("{yaml}");
                     }
                 }
             }
@@ -302,6 +364,12 @@ pub async fn run(args: RunArgs) -> Result<i32, Failure> {
     let run_id = new_run_id();
     let mut prepared = Vec::new();
     for loaded in load_all(&args.plan.files)? {
+        if loaded.scenario.backend == BackendKind::Cnpg {
+            return Err(Failure::usage(format!(
+                "{}: `run` with backend cnpg is not available yet; `pgdrill plan` prints its manifests, and backend: local runs the drill on this machine",
+                loaded.path.display()
+            )));
+        }
         prepared.push(prepare(loaded, &args.plan, &run_id).await?);
     }
     let work = async {

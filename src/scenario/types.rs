@@ -28,6 +28,9 @@ pub struct Scenario {
     pub targets: Vec<TargetSpec>,
     #[serde(default)]
     pub backend: BackendKind,
+    /// Settings of the `cnpg` backend.
+    #[serde(default)]
+    pub cnpg: CnpgSettings,
     #[serde(default)]
     pub checks: Checks,
     #[serde(default)]
@@ -204,6 +207,56 @@ pub enum BackendKind {
     #[default]
     Local,
     Cnpg,
+}
+
+/// How the `cnpg` backend builds its scratch recovery cluster.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CnpgSettings {
+    /// `plugin` (Barman Cloud plugin, default) or `inTree` (deprecated `barmanObjectStore`).
+    #[serde(default = "plugin_path")]
+    pub recovery_path: crate::cnpg::manifest::RecoveryPath,
+    /// A fixed namespace for drill clusters; by default each drill gets a scratch namespace.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Defaults to the CNPG image of the backup's PostgreSQL major.
+    #[serde(default)]
+    pub image_name: Option<String>,
+    /// Defaults to the backed-up size plus half, in GiB.
+    #[serde(default)]
+    pub storage_size: Option<String>,
+    #[serde(default = "app")]
+    pub database: String,
+    #[serde(default = "app")]
+    pub owner: String,
+    /// How long drill objects live before `cleanup` may sweep them.
+    #[serde(default = "six_hours")]
+    #[schemars(with = "String")]
+    pub ttl: DurationText,
+}
+
+impl Default for CnpgSettings {
+    fn default() -> Self {
+        Self {
+            recovery_path: plugin_path(),
+            namespace: None,
+            image_name: None,
+            storage_size: None,
+            database: app(),
+            owner: app(),
+            ttl: six_hours(),
+        }
+    }
+}
+
+fn plugin_path() -> crate::cnpg::manifest::RecoveryPath {
+    crate::cnpg::manifest::RecoveryPath::Plugin
+}
+fn app() -> String {
+    "app".into()
+}
+fn six_hours() -> DurationText {
+    DurationText(std::time::Duration::from_secs(6 * 3600))
 }
 
 /// One target: `latest`, `oldest`, `immediate`, or a map with one of `time`, `lsn`, `xid`,

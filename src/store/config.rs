@@ -17,30 +17,41 @@ pub struct SecretKeySelector {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct S3Credentials {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub access_key_id: Option<SecretKeySelector>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_access_key: Option<SecretKeySelector>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<SecretKeySelector>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub session_token: Option<SecretKeySelector>,
-    #[serde(rename = "inheritFromIAMRole")]
+    #[serde(rename = "inheritFromIAMRole", skip_serializing_if = "Option::is_none")]
     pub inherit_from_iam_role: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AzureCredentials {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub connection_string: Option<SecretKeySelector>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub storage_account: Option<SecretKeySelector>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub storage_key: Option<SecretKeySelector>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub storage_sas_token: Option<SecretKeySelector>,
-    #[serde(rename = "inheritFromAzureAD")]
+    #[serde(rename = "inheritFromAzureAD", skip_serializing_if = "Option::is_none")]
     pub inherit_from_azure_ad: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub use_default_azure_credentials: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GoogleCredentials {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub application_credentials: Option<SecretKeySelector>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub gke_environment: Option<bool>,
 }
 
@@ -50,17 +61,25 @@ pub struct GoogleCredentials {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BarmanObjectStore {
     pub destination_path: String,
-    #[serde(rename = "endpointURL")]
+    #[serde(rename = "endpointURL", skip_serializing_if = "Option::is_none")]
     pub endpoint_url: Option<String>,
-    #[serde(rename = "endpointCA")]
+    #[serde(rename = "endpointCA", skip_serializing_if = "Option::is_none")]
     pub endpoint_ca: Option<SecretKeySelector>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub server_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub s3_credentials: Option<S3Credentials>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub azure_credentials: Option<AzureCredentials>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub google_credentials: Option<GoogleCredentials>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub wal: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tags: Option<BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub history_tags: Option<BTreeMap<String, String>>,
 }
 

@@ -1,0 +1,258 @@
+//! Pure manifest building for a scratch recovery cluster: a Cluster with
+//! `bootstrap.recovery`, through the Barman Cloud plugin (an ObjectStore in the drill's
+//! namespace) or the in-tree `barmanObjectStore`, plus the scratch Namespace.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::types::*;
+use crate::preflight::{Target, TargetPoint};
+use crate::store::BarmanObjectStore;
+
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "pgdrill");
+pub const DRILL_ID_LABEL: &str = "pgdrill.io/drill-id";
+pub const EXPIRES_ANNOTATION: &str = "pgdrill.io/expires-at";
+pub const PLUGIN_NAME: &str = "barman-cloud.cloudnative-pg.io";
+pub const SOURCE_NAME: &str = "origin";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum RecoveryPath {
+    /// The Barman Cloud plugin: an ObjectStore and `externalClusters[].plugin`.
+    Plugin,
+    /// The deprecated in-tree `externalClusters[].barmanObjectStore`.
+    InTree,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Isolation {
+    /// A namespace per drill, created and deleted by pgdrill.
+    ScratchNamespace,
+    /// A fixed namespace where pgdrill may create clusters but not namespaces.
+    Fixed(String),
+}
+
+/// Everything the manifests depend on; no client, no network.
+#[derive(Clone, Debug)]
+pub struct DrillSpec {
+    pub drill_id: String,
+    pub lineage: String,
+    pub target: Target,
+    pub backup_id: String,
+    pub store: BarmanObjectStore,
+    pub path: RecoveryPath,
+    pub isolation: Isolation,
+    pub image_name: Option<String>,
+    /// PostgreSQL major of the backup (backup.info `version`), for the image.
+    pub server_major: Option<u32>,
+    pub storage_size: Option<String>,
+    /// Size of the backed-up cluster in bytes, for the default storage size.
+    pub backup_size: Option<u64>,
+    pub database: String,
+    pub owner: String,
+    pub expires_at: jiff::Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Manifests {
+    pub namespace: Option<Namespace>,
+    pub object_store: Option<ObjectStore>,
+    pub cluster: Cluster,
+}
+
+impl Manifests {
+    /// Every object as one multi-document YAML stream, in apply order.
+    pub fn to_yaml(&self) -> String {
+        let mut docs = Vec::new();
+        if let Some(ns) = &self.namespace {
+            docs.push(serde_saphyr::to_string(ns).expect("namespace serializes"));
+        }
+        if let Some(os) = &self.object_store {
+            docs.push(serde_saphyr::to_string(os).expect("object store serializes"));
+        }
+        docs.push(serde_saphyr::to_string(&self.cluster).expect("cluster serializes"));
+        docs.iter().map(|d| format!("---\n{d}")).collect()
+    }
+}
+
+/// A DNS-1123 label of at most 63 characters: lowercased, invalid characters replaced, and a
+/// hash of the full value kept when it must be cut, so names stay unique.
+pub fn dns_label(raw: &str) -> String {
+    let mut s: String = raw
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    s = s.trim_matches('-').to_string();
+    if s.len() > 63 {
+        let hash = raw.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+        });
+        s = format!("{}-{:08x}", s[..54].trim_end_matches('-'), hash as u32);
+    }
+    s
+}
+
+/// recoveryTarget as CNPG validates it: backupID always (the backup preflight chose), one of
+/// the target options at most.
+pub fn recovery_target(target: &Target, backup_id: &str) -> RecoveryTarget {
+    let mut rt = RecoveryTarget {
+        backup_id: Some(backup_id.to_string()),
+        ..Default::default()
+    };
+    match &target.point {
+        TargetPoint::Latest => {}
+        TargetPoint::Time { time } => rt.target_time = Some(time.to_string()),
+        TargetPoint::Lsn { lsn } => rt.target_lsn = Some(lsn.to_string()),
+        TargetPoint::Xid { xid } => rt.target_xid = Some(xid.to_string()),
+        TargetPoint::Name { name } => rt.target_name = Some(name.clone()),
+        TargetPoint::Immediate => rt.target_immediate = Some(true),
+    }
+    rt
+}
+
+/// Storage for the restored data: the backed-up cluster size plus half again, in whole GiB,
+/// at least 1Gi.
+pub fn storage_for(backup_size: Option<u64>) -> String {
+    let gib = 1024u64 * 1024 * 1024;
+    let needed = backup_size.unwrap_or(0).saturating_mul(3) / 2;
+    format!("{}Gi", needed.div_ceil(gib).max(1))
+}
+
+pub fn build(spec: &DrillSpec) -> Manifests {
+    let cluster_name = dns_label(&format!("drill-{}-{}", spec.lineage, spec.drill_id));
+    let namespace = match &spec.isolation {
+        Isolation::ScratchNamespace => dns_label(&format!("pgdrill-{}", spec.drill_id)),
+        Isolation::Fixed(ns) => ns.clone(),
+    };
+    let meta = |name: &str| ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: Some(namespace.clone()),
+        labels: BTreeMap::from([
+            (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
+            (DRILL_ID_LABEL.to_string(), dns_label(&spec.drill_id)),
+        ]),
+        annotations: BTreeMap::from([(
+            EXPIRES_ANNOTATION.to_string(),
+            spec.expires_at.to_string(),
+        )]),
+    };
+    let mut store = spec.store.clone();
+    store.server_name = None;
+    let (external, object_store) = match spec.path {
+        RecoveryPath::Plugin => {
+            let os_name = dns_label(&format!("{cluster_name}-source"));
+            let plugin = PluginConfiguration {
+                name: PLUGIN_NAME.into(),
+                enabled: Some(true),
+                is_wal_archiver: None,
+                // serverName explicitly: the plugin would default it to the new cluster's name.
+                parameters: BTreeMap::from([
+                    ("barmanObjectName".to_string(), os_name.clone()),
+                    ("serverName".to_string(), spec.lineage.clone()),
+                ]),
+            };
+            let os = ObjectStore {
+                api_version: "barmancloud.cnpg.io/v1".into(),
+                kind: "ObjectStore".into(),
+                metadata: meta(&os_name),
+                spec: ObjectStoreSpec {
+                    configuration: store,
+                },
+            };
+            (
+                ExternalCluster {
+                    name: SOURCE_NAME.into(),
+                    plugin: Some(plugin),
+                    ..Default::default()
+                },
+                Some(os),
+            )
+        }
+        RecoveryPath::InTree => {
+            store.server_name = Some(spec.lineage.clone());
+            (
+                ExternalCluster {
+                    name: SOURCE_NAME.into(),
+                    barman_object_store: Some(store),
+                    ..Default::default()
+                },
+                None,
+            )
+        }
+    };
+    let image = spec.image_name.clone().or_else(|| {
+        spec.server_major
+            .map(|m| format!("ghcr.io/cloudnative-pg/postgresql:{m}"))
+    });
+    let cluster = Cluster {
+        api_version: "postgresql.cnpg.io/v1".into(),
+        kind: "Cluster".into(),
+        metadata: meta(&cluster_name),
+        spec: ClusterSpec {
+            instances: Some(1),
+            image_name: image,
+            enable_superuser_access: None,
+            storage: Some(Storage {
+                size: Some(
+                    spec.storage_size
+                        .clone()
+                        .unwrap_or_else(|| storage_for(spec.backup_size)),
+                ),
+                storage_class: None,
+            }),
+            bootstrap: Some(Bootstrap {
+                recovery: Some(BootstrapRecovery {
+                    source: Some(SOURCE_NAME.into()),
+                    database: Some(spec.database.clone()),
+                    owner: Some(spec.owner.clone()),
+                    recovery_target: Some(recovery_target(&spec.target, &spec.backup_id)),
+                }),
+            }),
+            external_clusters: vec![external],
+            backup: None,
+            plugins: Vec::new(),
+        },
+        status: None,
+    };
+    let namespace = matches!(spec.isolation, Isolation::ScratchNamespace).then(|| Namespace {
+        api_version: "v1".into(),
+        kind: "Namespace".into(),
+        metadata: ObjectMeta {
+            namespace: None,
+            ..meta(&namespace)
+        },
+    });
+    Manifests {
+        namespace,
+        object_store,
+        cluster,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_fit_in_63_characters_and_stay_unique() {
+        let a = dns_label(&format!("drill-{}-x", "a".repeat(80)));
+        let b = dns_label(&format!("drill-{}-y", "a".repeat(80)));
+        assert!(a.len() <= 63 && b.len() <= 63);
+        assert_ne!(a, b);
+        assert_eq!(dns_label("App_V1"), "app-v1");
+    }
+
+    #[test]
+    fn storage_has_headroom() {
+        assert_eq!(storage_for(None), "1Gi");
+        assert_eq!(storage_for(Some(2 * 1024 * 1024 * 1024)), "3Gi");
+    }
+}

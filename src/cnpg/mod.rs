@@ -1,0 +1,6 @@
+//! The `cnpg` backend's pure half: CloudNativePG types, the manifests of a scratch recovery
+//! cluster for either recovery path, and the safety check every manifest passes before apply.
+
+pub mod manifest;
+pub mod safety;
+pub mod types;
