@@ -143,6 +143,24 @@ fn local_drills_pass_fail_and_error_as_promised() {
     )
     .unwrap();
     assert_eq!(baseline["counts"]["public.accounts"], 600);
+    // The URL can also come from a mounted Secret's `uri` key (CNPG's -app/-superuser shape).
+    put(sb.dir.path(), "source-secret/uri", url.as_bytes());
+    let from_secret = sb.dir.path().join("from-secret.json");
+    let out = pgdrill(&[
+        "baseline",
+        "record",
+        "--name",
+        "again",
+        "--out",
+        from_secret.to_str().unwrap(),
+        "--source-secret",
+        sb.dir.path().join("source-secret").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stdout(&out).contains(&url) && !stderr(&out).contains(&url));
+    let again: Value =
+        serde_json::from_str(&std::fs::read_to_string(&from_secret).unwrap()).unwrap();
+    assert_eq!(again["counts"], baseline["counts"]);
     sb.cmd(&[
         "workload",
         "--batches",

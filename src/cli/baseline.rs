@@ -42,6 +42,10 @@ pub struct RecordArgs {
     /// Close the current WAL segment afterwards, so the archive holds the point at once.
     #[arg(long)]
     pub switch_wal: bool,
+    /// A mounted Secret folder (such as CNPG's `<cluster>-app` or `-superuser`) whose `uri` key
+    /// is the source's connection URL; used when PGDRILL_SOURCE_URL is not set.
+    #[arg(long, value_name = "DIR")]
+    pub source_secret: Option<PathBuf>,
     /// Connection URL of the source (from the environment only).
     #[arg(
         long = "source-url-env",
@@ -54,9 +58,24 @@ pub struct RecordArgs {
 
 pub async fn run(cmd: BaselineCommand) -> Result<i32, Failure> {
     let BaselineCommand::Record(args) = cmd;
-    let url = args.source_url.clone().ok_or_else(|| {
-        Failure::usage("PGDRILL_SOURCE_URL is not set (the source's connection URL)")
-    })?;
+    let from_secret = || -> Result<String, Failure> {
+        let dir = args.source_secret.as_ref().ok_or_else(|| {
+            Failure::usage("PGDRILL_SOURCE_URL is not set and no --source-secret was given")
+        })?;
+        let file = dir.join("uri");
+        std::fs::read_to_string(&file)
+            .map(|u| u.trim().to_string())
+            .map_err(|e| {
+                Failure::usage(format!(
+                    "{}: {e} (expected the Secret's `uri` key)",
+                    file.display()
+                ))
+            })
+    };
+    let url = match args.source_url.clone() {
+        Some(u) => u,
+        None => from_secret()?,
+    };
     let loaded = args
         .file
         .as_deref()

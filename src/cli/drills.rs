@@ -324,7 +324,15 @@ async fn run_scenario(p: Prepared, args: &RunArgs, run_id: &str) -> Result<RunRe
                         Preflight::Refused(r) => format!("refused by preflight ({})", r.cause),
                     }
                 );
-                let r = run_drill(loaded, spec, catalog, d, opts).await;
+                let r = with_heartbeat(run_drill(loaded, spec, catalog, d, opts), |secs| {
+                    eprintln!(
+                        "[{}/{total}] {} → {}: still working ({secs}s)…",
+                        i + 1,
+                        d.lineage,
+                        d.target_label
+                    )
+                })
+                .await;
                 eprintln!(
                     "[{}/{total}] {} → {}: {}{}",
                     i + 1,
@@ -357,6 +365,22 @@ async fn run_scenario(p: Prepared, args: &RunArgs, run_id: &str) -> Result<RunRe
         summary: RunReport::summarize(&drills),
         drills,
     })
+}
+
+/// Awaits `work`, calling `beat` every 15 seconds until it is done: progress on long waits.
+async fn with_heartbeat<T>(work: impl std::future::Future<Output = T>, beat: impl Fn(u64)) -> T {
+    let started = std::time::Instant::now();
+    let mut ticker = tokio::time::interval_at(
+        tokio::time::Instant::now() + std::time::Duration::from_secs(15),
+        std::time::Duration::from_secs(15),
+    );
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = ticker.tick() => beat(started.elapsed().as_secs()),
+        }
+    }
 }
 
 /// Runs every drill of the scenarios; Ctrl-C and SIGTERM tear the running drills down.

@@ -25,8 +25,7 @@ fn check_meta(kind: &str, m: &ObjectMeta, problems: &mut Vec<String>) {
     if !m.labels.contains_key(DRILL_ID_LABEL) {
         problems.push(format!("{kind} {name} lacks the label {DRILL_ID_LABEL}"));
     }
-    if m
-        .annotations
+    if m.annotations
         .get(EXPIRES_ANNOTATION)
         .is_none_or(|v| v.parse::<jiff::Timestamp>().is_err())
     {
