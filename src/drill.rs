@@ -8,7 +8,7 @@ use crate::backend::local::{LocalRequest, recover};
 use crate::backend::{Failure, Stage};
 use crate::baseline::Tables;
 use crate::catalog::LineageCatalog;
-use crate::preflight::{Preflight, Ready, choose_backup};
+use crate::preflight::{Cause, Preflight, Ready, Refusal, choose_backup, last_present_on_chain};
 use crate::report::{DrillReport, Durations, Verdict};
 use crate::scenario::Loaded;
 use crate::scenario::plan::DrillPlan;
@@ -68,22 +68,24 @@ fn stop(
 }
 
 /// What replay must reach when preflight is skipped: the newest segment of the chain.
-fn ready_without_preflight(catalog: &LineageCatalog, plan: &DrillPlan) -> Result<Ready, String> {
-    let backup = choose_backup(catalog, &plan.target).map_err(|r| r.message)?;
-    let begin = backup.begin_segment().ok_or("backup has no begin_wal")?;
+fn ready_without_preflight(catalog: &LineageCatalog, plan: &DrillPlan) -> Result<Ready, Refusal> {
+    let backup = choose_backup(catalog, &plan.target)?;
+    let begin = backup.begin_segment().ok_or_else(|| Refusal {
+        cause: Cause::NoCompletedBackup,
+        message: format!("backup {} has no begin_wal", backup.backup_id),
+        missing_wal: None,
+        backup_id: Some(backup.backup_id.clone()),
+    })?;
     let archive = &catalog.archive;
-    let latest = archive.latest_descendant(begin.timeline);
-    let legs = archive.chain(begin, latest);
-    let last = archive
-        .timelines
-        .get(&latest)
-        .and_then(|s| s.segnos.last().copied());
+    let legs = archive.chain(begin, archive.latest_descendant(begin));
+    let last =
+        last_present_on_chain(catalog, &legs).map(|(leg, segno)| (legs[leg].timeline, segno));
     Ok(Ready {
         backup_id: backup.backup_id.clone(),
         backup_end_time: backup.end_time,
         timelines: legs.iter().map(|l| l.timeline).collect(),
-        expected_last_wal: last.map(|s| archive.segment(latest, s).to_string()),
-        expected_end_lsn: last.map(|s| archive.segment_end(s)),
+        expected_last_wal: last.map(|(tl, s)| archive.segment(tl, s).to_string()),
+        expected_end_lsn: last.map(|(_, s)| archive.segment_end(s)),
         notes: vec!["preflight skipped".into()],
     })
 }
@@ -120,14 +122,14 @@ pub async fn run_drill(
         }
         (Preflight::Refused(_), true) => match ready_without_preflight(catalog, plan) {
             Ok(ready) => ready,
-            Err(e) => {
+            Err(refusal) => {
                 return finish(
                     stop(
                         r,
                         Verdict::Fail,
                         Stage::Preflight,
-                        Some("no_completed_backup".into()),
-                        e,
+                        Some(refusal.cause.as_str().into()),
+                        refusal.message,
                     ),
                     started,
                 );
@@ -148,6 +150,7 @@ pub async fn run_drill(
         drill_id: plan.drill_id.clone(),
         restore_timeout: scenario.timeouts.restore.0,
         recovery_timeout: scenario.timeouts.recovery.0,
+        keep_on_failure: opts.keep_on_failure || scenario.keep_on_failure,
     };
     let mut server = match recover(&request).await {
         Ok(s) => s,

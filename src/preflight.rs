@@ -154,7 +154,7 @@ pub enum Preflight {
     Refused(Refusal),
 }
 
-fn refusal(cause: Cause, message: String) -> Refusal {
+pub fn refusal(cause: Cause, message: String) -> Refusal {
     Refusal {
         cause,
         message,
@@ -253,7 +253,7 @@ pub fn preflight(catalog: &LineageCatalog, target: &Target) -> Preflight {
         );
         return with_backup(refuse(Cause::TargetBeforeFirstRecoverabilityPoint, msg));
     }
-    let latest_tl = archive.latest_descendant(begin.timeline);
+    let latest_tl = archive.latest_descendant(begin);
     let legs = archive.chain(begin, latest_tl);
     let leg_of = |tl: u32| legs.iter().position(|l| l.timeline == tl);
     let name = |p: (u32, u64)| archive.segment(p.0, p.1).to_string();
@@ -295,7 +295,9 @@ pub fn preflight(catalog: &LineageCatalog, target: &Target) -> Preflight {
     };
     match &target.point {
         TargetPoint::Latest => {
-            if let Some(missing) = open.missing.filter(|_| open.is_gap()) {
+            if open.is_gap()
+                && let Some(missing) = open.missing
+            {
                 return gap(
                     missing,
                     open.next_present,
@@ -359,7 +361,8 @@ pub fn preflight(catalog: &LineageCatalog, target: &Target) -> Preflight {
     Preflight::Ready(ready)
 }
 
-fn last_present_on_chain(catalog: &LineageCatalog, legs: &[ChainLeg]) -> Option<(usize, u64)> {
+/// The newest present segment along the chain, as (leg index, segno).
+pub fn last_present_on_chain(catalog: &LineageCatalog, legs: &[ChainLeg]) -> Option<(usize, u64)> {
     legs.iter().enumerate().rev().find_map(|(i, leg)| {
         let segs = catalog.archive.timelines.get(&leg.timeline)?;
         segs.segnos

@@ -212,8 +212,12 @@ pub fn compare(actual: &str, op: &str, expect: &serde_json::Value) -> bool {
 }
 
 async fn connect(port: u16, database: &str) -> Result<tokio_postgres::Client, String> {
-    let conn =
-        format!("host=127.0.0.1 port={port} user=postgres dbname={database} connect_timeout=10");
+    // Read-only by default for the whole session, so a check cannot commit its way out of the
+    // read-only transaction it runs in.
+    let conn = format!(
+        "host=127.0.0.1 port={port} user=postgres dbname={database} connect_timeout=10 \
+         options='-c default_transaction_read_only=on'"
+    );
     let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
         .await
         .map_err(|e| format!("connecting to {database}: {}", db_message(&e)))?;

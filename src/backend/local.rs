@@ -28,6 +28,8 @@ pub struct LocalRequest {
     pub drill_id: String,
     pub restore_timeout: Duration,
     pub recovery_timeout: Duration,
+    /// Keep the directory (and the server) when recovery fails.
+    pub keep_on_failure: bool,
 }
 
 /// A promoted scratch server. Dropping it stops the server and removes its directory.
@@ -294,29 +296,44 @@ pub async fn recover(req: &LocalRequest) -> Result<ScratchServer, Failure> {
         let end = read_recovery_end(&log);
         match end.first_fatal {
             Some(f) => fail(Stage::Recover, classify_fatal(&f), format!("FATAL: {f}")),
-            None => fail(
-                Stage::Recover,
-                "recovery_failed",
-                "PostgreSQL stopped without a FATAL line; see its log",
-            ),
+            None => {
+                let last = log
+                    .lines()
+                    .rfind(|l| !l.trim().is_empty())
+                    .unwrap_or("(empty log)");
+                let evidence =
+                    format!("PostgreSQL stopped without a FATAL line; its last line: {last}");
+                fail(Stage::Recover, "recovery_failed", evidence)
+            }
         }
     };
+    // keepOnFailure: leave the directory (and a server still running) for a human.
+    let give_up = |mut f: Failure, guard: &mut DirGuard| {
+        if req.keep_on_failure {
+            guard.armed = false;
+            if let Failure::Fail { evidence, .. } = &mut f {
+                evidence.push_str(&format!(" (kept at {})", dir.display()));
+            }
+        }
+        f
+    };
     if !started_ok && postmaster_pid(&data_dir).is_none() {
-        return Err(failed(read_log()));
+        return Err(give_up(failed(read_log()), &mut guard));
     }
     loop {
         if postmaster_pid(&data_dir).is_none() {
-            return Err(failed(read_log()));
+            return Err(give_up(failed(read_log()), &mut guard));
         }
         if promoted(port).await {
             break;
         }
         if Instant::now() >= deadline {
-            return Err(fail(
+            let timeout = fail(
                 Stage::Recover,
                 "recovery_timeout",
                 format!("not promoted within {:?}", req.recovery_timeout),
-            ));
+            );
+            return Err(give_up(timeout, &mut guard));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -87,12 +87,21 @@ impl Archive {
             .unwrap_or(&[])
     }
 
-    /// The newest timeline that descends from `base` (or `base` itself): where recovery with
-    /// `recovery_target_timeline = latest` ends up.
-    pub fn latest_descendant(&self, base: u32) -> u32 {
+    /// The newest timeline that descends from `begin`'s timeline after `begin` (or that timeline
+    /// itself): where recovery with `recovery_target_timeline = latest` ends up. A timeline
+    /// that forked before the backup began is not a descendant the backup can reach.
+    pub fn latest_descendant(&self, begin: SegmentName) -> u32 {
+        let base = begin.timeline;
+        let start = begin.segno(self.segment_size);
         self.known_timelines()
             .into_iter()
-            .filter(|t| *t == base || self.ancestry(*t).iter().any(|e| e.parent == base))
+            .filter(|t| {
+                *t == base
+                    || self
+                        .ancestry(*t)
+                        .iter()
+                        .any(|e| e.parent == base && e.switch_lsn.0 / self.segment_size >= start)
+            })
             .max()
             .unwrap_or(base)
     }
@@ -118,14 +127,17 @@ impl Archive {
         let mut legs = Vec::new();
         let mut from = start;
         for entry in &ancestry[first..] {
-            let switch = entry.switch_lsn.0;
-            let last_on_parent = switch.saturating_sub(1) / self.segment_size;
-            legs.push(ChainLeg {
-                timeline: entry.parent,
-                from,
-                to: Some(last_on_parent.max(from)),
-            });
-            from = switch / self.segment_size;
+            // The segment holding the switch point is read from the child timeline (which
+            // copies the parent's WAL up to the switch), so the parent is needed only before it.
+            let switch_seg = entry.switch_lsn.0 / self.segment_size;
+            if let Some(last_on_parent) = switch_seg.checked_sub(1).filter(|last| *last >= from) {
+                legs.push(ChainLeg {
+                    timeline: entry.parent,
+                    from,
+                    to: Some(last_on_parent),
+                });
+            }
+            from = switch_seg;
         }
         legs.push(ChainLeg {
             timeline: to,
@@ -277,7 +289,7 @@ mod tests {
             &[(1, &[2, 3, 4, 5, 6, 7]), (2, &[8, 9])],
             &[(2, &[(1, 8 * S)])],
         );
-        assert_eq!(a.latest_descendant(1), 2);
+        assert_eq!(a.latest_descendant(a.segment(1, 3)), 2);
         let legs = a.chain(a.segment(1, 3), 2);
         assert_eq!(
             legs,
@@ -302,6 +314,59 @@ mod tests {
         );
         let w = b.walk(&b.chain(b.segment(1, 2), 2), None);
         assert_eq!((w.missing, w.next_present), (Some((1, 4)), Some((1, 5))));
+    }
+
+    #[test]
+    fn a_mid_segment_switch_reads_that_segment_from_the_child() {
+        // Failover at 0/7024A08: TLI 1 has 2..6 and only a .partial of 7; TLI 2 has 7..9.
+        let a = archive(
+            &[(1, &[2, 3, 4, 5, 6]), (2, &[7, 8, 9])],
+            &[(2, &[(1, 7 * S + 0x24A08)])],
+        );
+        let legs = a.chain(a.segment(1, 2), 2);
+        assert_eq!(
+            legs,
+            vec![
+                ChainLeg {
+                    timeline: 1,
+                    from: 2,
+                    to: Some(6)
+                },
+                ChainLeg {
+                    timeline: 2,
+                    from: 7,
+                    to: None
+                }
+            ]
+        );
+        assert_eq!(
+            a.walk(&legs, None),
+            Walk {
+                last: Some((2, 9)),
+                missing: None,
+                next_present: None
+            }
+        );
+        // A backup that began in the switch segment reads it from TLI 2 alone.
+        assert_eq!(
+            a.chain(a.segment(1, 7), 2),
+            vec![ChainLeg {
+                timeline: 2,
+                from: 7,
+                to: None
+            }]
+        );
+    }
+
+    #[test]
+    fn a_timeline_forked_before_the_backup_is_not_followed() {
+        // TLI 2 forked from TLI 1 at segment 4; a backup on TLI 1 that began at 6 stays on TLI 1.
+        let a = archive(
+            &[(1, &[2, 3, 4, 5, 6, 7]), (2, &[4, 5])],
+            &[(2, &[(1, 4 * S)])],
+        );
+        assert_eq!(a.latest_descendant(a.segment(1, 6)), 1);
+        assert_eq!(a.latest_descendant(a.segment(1, 2)), 2);
     }
 
     #[test]

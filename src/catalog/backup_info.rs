@@ -108,9 +108,15 @@ impl BackupInfo {
         typed("end_xlog", "an LSN", &|v| v.parse::<Lsn>().is_ok())?;
         typed("timeline", "an integer", &|v| v.parse::<u32>().is_ok())?;
         typed("version", "an integer", &|v| v.parse::<u32>().is_ok())?;
-        typed("xlog_segment_size", "a power of two", &|v| {
-            v.parse::<u64>().is_ok_and(|n| n.is_power_of_two())
-        })?;
+        // PostgreSQL allows powers of two from 1 MiB to 1 GiB.
+        typed(
+            "xlog_segment_size",
+            "a power of two from 1 MiB to 1 GiB",
+            &|v| {
+                v.parse::<u64>()
+                    .is_ok_and(|n| n.is_power_of_two() && (1 << 20..=1 << 30).contains(&n))
+            },
+        )?;
         typed("begin_wal", "a WAL name", &|v| {
             SegmentName::parse(v).is_some()
         })?;
@@ -234,5 +240,10 @@ xlog_segment_size=16777216\nsystemid=7300000000000000001\n";
         assert!(err.problem.contains("end_xlog"), "{err}");
         assert!(BackupInfo::parse("x", "\u{0}\u{1}garbage").is_err());
         assert!(BackupInfo::parse("x", "").is_err());
+        for bad in ["8589934592", "1", "3000000"] {
+            let err = BackupInfo::parse("x", &format!("status=DONE\nxlog_segment_size={bad}\n"))
+                .unwrap_err();
+            assert!(err.problem.contains("1 MiB to 1 GiB"), "{err}");
+        }
     }
 }

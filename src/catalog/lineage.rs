@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::catalog::archive::{Archive, TimelineSegments};
 use crate::catalog::backup_info::BackupInfo;
 use crate::catalog::history::parse_history;
-use crate::catalog::wal::{DEFAULT_SEGMENT_SIZE, SegmentName, WalFile};
+use crate::catalog::wal::{DEFAULT_SEGMENT_SIZE, SegmentName, WalFile, segments_per_log};
 use crate::lsn::Lsn;
 
 /// The raw material read from the object store for one lineage.
@@ -45,7 +45,7 @@ pub struct TimelineSummary {
     pub parent: Option<u32>,
     pub switch_lsn: Option<Lsn>,
     pub reason: Option<String>,
-    /// `present`, `missing` or `not_needed` (timeline 1).
+    /// `present`, `missing`, `unreadable` or `not_needed` (timeline 1).
     pub history: &'static str,
     pub segments: usize,
     pub first_wal: Option<String>,
@@ -133,7 +133,7 @@ impl LineageCatalog {
     }
 
     /// Builds the catalog from a listing. Unreadable files are reported, never fatal.
-    pub fn build(listing: Listing) -> Self {
+    pub fn build(mut listing: Listing) -> Self {
         let mut warnings = Vec::new();
         let mut backups = Vec::new();
         let mut unreadable_backups = Vec::new();
@@ -171,6 +171,12 @@ impl LineageCatalog {
         let mut raw: BTreeMap<u32, Vec<(u64, Option<Timestamp>)>> = BTreeMap::new();
         for (file, uploaded) in listing.wal {
             match file {
+                WalFile::Segment { name, .. }
+                    if u64::from(name.seg) >= segments_per_log(segment_size) =>
+                {
+                    // No such segment exists with this segment size.
+                    listing.unrecognized.push(name.to_string());
+                }
                 WalFile::Segment {
                     name,
                     partial: is_partial,
@@ -204,12 +210,14 @@ impl LineageCatalog {
                 .timelines
                 .insert(tl, TimelineSegments { segnos, uploaded });
         }
+        let mut unreadable_history = Vec::new();
         for (tl, text) in listing.histories {
             match text.and_then(|t| parse_history(&t)) {
                 Ok(entries) => {
                     archive.histories.insert(tl, entries);
                 }
                 Err(e) => {
+                    unreadable_history.push(tl);
                     warnings.push(format!("history file of timeline {tl} is unreadable: {e}"))
                 }
             }
@@ -222,7 +230,7 @@ impl LineageCatalog {
             ));
         }
 
-        let timelines = summarize_timelines(&archive, &partial, &mut warnings);
+        let timelines = summarize_timelines(&archive, &partial, &unreadable_history, &mut warnings);
         let mut catalog = Self {
             server_name: listing.server_name,
             segment_size,
@@ -264,6 +272,7 @@ fn segment_size_of(backups: &[Backup], warnings: &mut Vec<String>) -> u64 {
 fn summarize_timelines(
     archive: &Archive,
     partial: &BTreeMap<u32, Vec<String>>,
+    unreadable_history: &[u32],
     warnings: &mut Vec<String>,
 ) -> Vec<TimelineSummary> {
     let mut all = archive.known_timelines();
@@ -276,6 +285,7 @@ fn summarize_timelines(
             let history = match (tl, own) {
                 (1, _) => "not_needed",
                 (_, Some(_)) => "present",
+                _ if unreadable_history.contains(&tl) => "unreadable",
                 _ => {
                     warnings.push(format!(
                         "timeline {tl} has WAL but no {tl:08X}.history file"
@@ -305,7 +315,7 @@ fn summarize_timelines(
 
 fn continuity_of(archive: &Archive, backup: &BackupInfo) -> Option<Continuity> {
     let begin = backup.begin_segment()?;
-    let latest = archive.latest_descendant(begin.timeline);
+    let latest = archive.latest_descendant(begin);
     let legs = archive.chain(begin, latest);
     let walk = archive.walk(&legs, None);
     let name = |p: Option<(u32, u64)>| p.map(|(t, s)| archive.segment(t, s).to_string());
@@ -342,7 +352,7 @@ fn gaps_of(catalog: &LineageCatalog) -> Vec<Gap> {
             next_present: archive.segment(tl, next).to_string(),
             affects_recovery: needed_from
                 .iter()
-                .any(|(t, from)| *t < tl || (*t == tl && *from <= first)),
+                .any(|(t, from)| *t < tl || (*t == tl && *from < next)),
         })
         .collect()
 }
@@ -371,4 +381,74 @@ fn window_of(catalog: &LineageCatalog) -> Option<Window> {
         last_lsn: reach.and_then(|c| c.reaches_lsn),
         last_archived_at,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::wal::parse_wal_key;
+
+    fn listing(segments: &[&str], histories: Vec<(u32, Result<String, String>)>) -> Listing {
+        let info = "begin_time=2026-01-01 10:00:00+00:00\nend_time=2026-01-01 10:05:00+00:00\n\
+                    begin_wal=000000010000000000000005\nend_wal=000000010000000000000005\nstatus=DONE\ntimeline=1\n";
+        Listing {
+            server_name: "app".into(),
+            backup_folders: vec!["b1".into()],
+            backup_infos: vec![("b1".into(), Ok(info.into()))],
+            wal: segments
+                .iter()
+                .map(|s| (parse_wal_key(&format!("{}/{s}", &s[..16])).unwrap(), None))
+                .collect(),
+            histories,
+            unrecognized: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_hole_that_covers_the_backup_start_affects_recovery() {
+        // Present 2 and 7..8; the backup needs 5 onwards, inside the hole 3..6.
+        let c = LineageCatalog::build(listing(
+            &[
+                "000000010000000000000002",
+                "000000010000000000000007",
+                "000000010000000000000008",
+            ],
+            vec![],
+        ));
+        assert_eq!(c.gaps.len(), 1);
+        assert!(c.gaps[0].affects_recovery, "{:?}", c.gaps[0]);
+    }
+
+    #[test]
+    fn segment_numbers_that_cannot_exist_are_not_counted() {
+        // With 16 MiB segments there is no segment 0x100 within a log.
+        let c = LineageCatalog::build(listing(
+            &["000000010000000000000005", "000000010000000000000100"],
+            vec![],
+        ));
+        assert_eq!(c.wal.segments, 1);
+        assert!(
+            c.warnings.iter().any(|w| w.contains("not WAL files")),
+            "{:?}",
+            c.warnings
+        );
+    }
+
+    #[test]
+    fn an_unreadable_history_is_reported_once_as_unreadable() {
+        let c = LineageCatalog::build(listing(
+            &["000000010000000000000005", "000000020000000000000006"],
+            vec![(
+                2,
+                Err("bz2 compression is not supported for history files".into()),
+            )],
+        ));
+        let tl2 = c.timelines.iter().find(|t| t.timeline == 2).unwrap();
+        assert_eq!(tl2.history, "unreadable");
+        assert!(
+            !c.warnings.iter().any(|w| w.contains("no 00000002.history")),
+            "{:?}",
+            c.warnings
+        );
+    }
 }

@@ -90,7 +90,9 @@ struct Prepared {
     drills: Vec<DrillPlan>,
 }
 
-async fn prepare(loaded: Loaded, args: &PlanArgs, run_id: &str) -> Result<Prepared, Failure> {
+/// Reads the archive for one scenario and plans its drills; `id_prefix` keeps drill ids unique
+/// across the scenarios of one run.
+async fn prepare(loaded: Loaded, args: &PlanArgs, id_prefix: &str) -> Result<Prepared, Failure> {
     let spec = loaded.store_spec();
     let store = spec
         .open()
@@ -102,10 +104,10 @@ async fn prepare(loaded: Loaded, args: &PlanArgs, run_id: &str) -> Result<Prepar
         .map_err(|e| Failure::error(e.to_string()))?;
     let mut names = select_lineages(&loaded, &available).map_err(Failure::usage)?;
     if !args.lineages.is_empty() {
-        if let Some(bad) = args.lineages.iter().find(|l| !available.contains(l)) {
+        if let Some(bad) = args.lineages.iter().find(|l| !names.contains(l)) {
             return Err(Failure::usage(format!(
-                "--lineage {bad}: not in the archive ({})",
-                available.join(", ")
+                "--lineage {bad}: not among the scenario's lineages ({})",
+                names.join(", ")
             )));
         }
         names.retain(|n| args.lineages.contains(n));
@@ -119,27 +121,14 @@ async fn prepare(loaded: Loaded, args: &PlanArgs, run_id: &str) -> Result<Prepar
                 .map_err(|e| Failure::error(e.to_string()))?,
         );
     }
-    let mut drills = plan(&loaded, &catalogs, run_id);
-    if let Some(t) = &args.target {
-        let target: Target = t.parse().map_err(Failure::usage)?;
-        drills = catalogs
-            .iter()
-            .enumerate()
-            .map(|(i, c)| DrillPlan {
-                drill_id: format!("{run_id}-{}", i + 1),
-                lineage: c.server_name.clone(),
-                target_label: t.clone(),
-                target: target.clone(),
-                preflight: crate::preflight::preflight(c, &target),
-                policy: if matches!(target.point, crate::preflight::TargetPoint::Latest) {
-                    loaded.scenario.checks.counts.latest
-                } else {
-                    loaded.scenario.checks.counts.point_in_time
-                },
-                expect: None,
-            })
-            .collect();
-    }
+    let target: Option<Target> = args
+        .target
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(Failure::usage)?;
+    let override_target = args.target.as_deref().zip(target.as_ref());
+    let drills = plan(&loaded, &catalogs, id_prefix, override_target);
     Ok(Prepared {
         loaded,
         store,
@@ -208,8 +197,8 @@ fn cnpg_manifests(p: &Prepared, d: &DrillPlan) -> Result<Option<String>, Failure
 pub async fn plan_cmd(args: PlanArgs) -> Result<i32, Failure> {
     let run_id = new_run_id();
     let mut out = Vec::new();
-    for loaded in load_all(&args.files)? {
-        let p = prepare(loaded, &args, &run_id).await?;
+    for (i, loaded) in load_all(&args.files)?.into_iter().enumerate() {
+        let p = prepare(loaded, &args, &format!("{run_id}-{}", i + 1)).await?;
         let manifests = p
             .drills
             .iter()
@@ -394,7 +383,8 @@ pub async fn run(args: RunArgs) -> Result<i32, Failure> {
                 loaded.path.display()
             )));
         }
-        prepared.push(prepare(loaded, &args.plan, &run_id).await?);
+        let id_prefix = format!("{run_id}-{}", prepared.len() + 1);
+        prepared.push(prepare(loaded, &args.plan, &id_prefix).await?);
     }
     let work = async {
         let mut reports = Vec::new();

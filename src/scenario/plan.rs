@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::load::Loaded;
 use super::types::{Expectation, LineageSelector, TargetSpec};
 use crate::catalog::LineageCatalog;
-use crate::preflight::{Cause, Preflight, Refusal, Target, TargetPoint, preflight};
+use crate::preflight::{Cause, Preflight, Refusal, Target, TargetPoint, preflight, refusal};
 use crate::verify::CountPolicy;
 
 /// One drill: one lineage, one target.
@@ -91,15 +91,6 @@ fn pick(seed: u64, lo: i128, hi: i128) -> i128 {
     }
 }
 
-fn refused(cause: Cause, message: String) -> Refusal {
-    Refusal {
-        cause,
-        message,
-        missing_wal: None,
-        backup_id: None,
-    }
-}
-
 /// Turns one scenario target into a concrete recovery target for one lineage.
 fn resolve(
     loaded: &Loaded,
@@ -109,7 +100,7 @@ fn resolve(
 ) -> Result<(String, Target, CountPolicy, Option<Expectation>), Refusal> {
     let policies = &loaded.scenario.checks.counts;
     let no_window = || {
-        refused(
+        refusal(
             Cause::NoCompletedBackup,
             format!("lineage {} has no completed backup", catalog.server_name),
         )
@@ -206,8 +197,35 @@ fn resolve(
     })
 }
 
-/// Every drill of a scenario over the given lineage catalogs, in order.
-pub fn plan(loaded: &Loaded, catalogs: &[LineageCatalog], run_id: &str) -> Vec<DrillPlan> {
+/// Every drill of a scenario over the given lineage catalogs, in order. `override_target`
+/// (`--target`) replaces the scenario's targets. Drill ids are `<id_prefix>-<n>`.
+pub fn plan(
+    loaded: &Loaded,
+    catalogs: &[LineageCatalog],
+    id_prefix: &str,
+    override_target: Option<(&str, &Target)>,
+) -> Vec<DrillPlan> {
+    if let Some((label, target)) = override_target {
+        let policies = &loaded.scenario.checks.counts;
+        let policy = match target.point {
+            TargetPoint::Latest => policies.latest,
+            _ => policies.point_in_time,
+        };
+        return catalogs
+            .iter()
+            .enumerate()
+            .map(|(i, c)| DrillPlan {
+                drill_id: format!("{id_prefix}-{}", i + 1),
+                lineage: c.server_name.clone(),
+                target_label: label.to_string(),
+                target: target.clone(),
+                preflight: preflight(c, target),
+                policy,
+                expect: None,
+            })
+            .collect();
+    }
+    let run_id = id_prefix;
     let seed = run_id.bytes().fold(1469598103934665603u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(1099511628211)
     });

@@ -9,10 +9,7 @@ use super::{Location, StoreError, StoreSpec, config::SecretsDir};
 /// Arguments barman-cloud takes before `<destinationPath> <serverName>`.
 pub fn barman_args(spec: &StoreSpec) -> Result<Vec<String>, StoreError> {
     let location = Location::parse(&spec.destination_path)?;
-    let endpoint = spec
-        .endpoint_url
-        .clone()
-        .or_else(|| spec.block.as_ref().and_then(|b| b.endpoint_url.clone()));
+    let endpoint = spec.endpoint_url();
     Ok(match location.provider {
         Provider::S3 { .. } | Provider::File { .. } => endpoint
             .map(|ep| vec!["--endpoint-url".to_string(), ep])
@@ -27,22 +24,30 @@ pub fn barman_args(spec: &StoreSpec) -> Result<Vec<String>, StoreError> {
 /// (mode 0600), since barman reads it from a file.
 pub fn barman_env(spec: &StoreSpec, scratch: &Path) -> Result<Vec<(String, String)>, StoreError> {
     let mut env = Vec::new();
-    if let Some(region) = &spec.region {
-        env.push(("AWS_DEFAULT_REGION".to_string(), region.clone()));
-    }
+    // The same precedence as the catalog reader: --region, then the block's Secret.
+    let region = spec.region.clone();
     let Some(block) = &spec.block else {
+        env.extend(region.map(|r| ("AWS_DEFAULT_REGION".to_string(), r)));
         return Ok(env);
     };
     let dir = spec.secrets_dir.as_deref();
     let read = |sel: &Option<super::config::SecretKeySelector>| {
         sel.as_ref().map(|s| SecretsDir::read(dir, s)).transpose()
     };
+    let secret_region = match &block.s3_credentials {
+        Some(c) => read(&c.region)?,
+        None => None,
+    };
+    env.extend(
+        region
+            .or(secret_region)
+            .map(|r| ("AWS_DEFAULT_REGION".to_string(), r)),
+    );
     if let Some(c) = &block.s3_credentials {
         for (var, sel) in [
             ("AWS_ACCESS_KEY_ID", &c.access_key_id),
             ("AWS_SECRET_ACCESS_KEY", &c.secret_access_key),
             ("AWS_SESSION_TOKEN", &c.session_token),
-            ("AWS_DEFAULT_REGION", &c.region),
         ] {
             if let Some(v) = read(sel)? {
                 env.push((var.to_string(), v));

@@ -99,7 +99,8 @@ impl StoreSpec {
             .map_err(Into::into)
     }
 
-    fn endpoint_url(&self) -> Option<String> {
+    /// `--endpoint-url`, else the block's `endpointURL`.
+    pub fn endpoint_url(&self) -> Option<String> {
         self.endpoint_url
             .clone()
             .or_else(|| self.block.as_ref().and_then(|b| b.endpoint_url.clone()))
@@ -281,9 +282,9 @@ pub fn classify(err: &object_store::Error) -> FailureKind {
         err,
         object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. }
     ) || has(&[
-        "403",
-        "401",
-        "forbidden",
+        // Status codes with their reason, so that digits in a URL or a key never match.
+        "403 forbidden",
+        "401 unauthorized",
         "signaturedoesnotmatch",
         "invalidaccesskeyid",
         "authenticationfailed",
