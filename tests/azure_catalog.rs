@@ -71,4 +71,29 @@ fn azurite_archive_is_cataloged_like_barman_lists_it() {
     assert!(err.contains("refused the credentials"), "{err}");
     assert!(!err.contains("Xby8"), "{err}");
     assert_eq!(err.trim().lines().count(), 1);
+
+    // A whole drill through Azure: barman-cloud-restore and WAL from Azurite, credentials from
+    // the sandbox's mounted-Secret folder.
+    let drill = sb.dir.path().join("drill.yaml");
+    let reports = sb.dir.path().join("reports");
+    let out = pgdrill(&[
+        "run",
+        "-f",
+        drill.to_str().unwrap(),
+        "--output",
+        "json",
+        "--report-dir",
+        reports.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = json(&out);
+    assert_eq!(report["drills"][0]["verdict"], "pass");
+    let rows = report["drills"][0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "rows in public.accounts")
+        .unwrap()
+        .clone();
+    assert_eq!(rows["actual"], "400");
 }
