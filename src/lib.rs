@@ -14,6 +14,7 @@ pub mod exit;
 pub mod lsn;
 pub mod preflight;
 pub mod proc;
+pub mod publish;
 pub mod report;
 pub mod sandbox;
 pub mod scenario;

@@ -77,6 +77,10 @@ pub async fn demo(args: DemoArgs) -> Result<i32, Failure> {
             skip_preflight: false,
             keep_on_failure: false,
             work_dir: None,
+            metrics_file: Some(dir.join("reports/metrics.prom")),
+            pushgateway: None,
+            webhook: None,
+            github_summary: None,
         })
         .await
     }

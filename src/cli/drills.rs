@@ -57,6 +57,23 @@ pub struct RunArgs {
     /// Parent folder of the scratch data directories.
     #[arg(long, env = "PGDRILL_WORK_DIR")]
     pub work_dir: Option<PathBuf>,
+    /// Write Prometheus metrics to this file (node_exporter textfile collector).
+    #[arg(long, env = "PGDRILL_METRICS_FILE", value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
+    /// Push metrics to this Prometheus Pushgateway.
+    #[arg(long, env = "PGDRILL_PUSHGATEWAY_URL", value_name = "URL")]
+    pub pushgateway: Option<String>,
+    /// Slack-compatible webhook, from PGDRILL_WEBHOOK_URL only (the URL is a secret).
+    #[arg(
+        long = "webhook-url-env",
+        hide = true,
+        env = "PGDRILL_WEBHOOK_URL",
+        hide_env_values = true
+    )]
+    pub webhook: Option<String>,
+    /// GitHub Actions step summary file (set by Actions as GITHUB_STEP_SUMMARY).
+    #[arg(long = "github-step-summary", hide = true, env = "GITHUB_STEP_SUMMARY")]
+    pub github_summary: Option<PathBuf>,
 }
 
 fn load_all(files: &[PathBuf]) -> Result<Vec<Loaded>, Failure> {
@@ -352,6 +369,11 @@ async fn run_scenario(p: Prepared, args: &RunArgs, run_id: &str) -> Result<RunRe
         started_at,
         finished_at: jiff::Timestamp::now(),
         summary: RunReport::summarize(&drills),
+        lineages: p
+            .catalogs
+            .iter()
+            .map(crate::report::LineageFacts::from_catalog)
+            .collect(),
         drills,
     })
 }
@@ -422,5 +444,19 @@ pub async fn run(args: RunArgs) -> Result<i32, Failure> {
         }
     }
     let all: Vec<RunReport> = reports.into_iter().map(|(r, _)| r).collect();
-    Ok(RunReport::exit_code(&all))
+    let sinks = crate::publish::Sinks {
+        metrics_file: args.metrics_file.clone(),
+        pushgateway: args.pushgateway.clone(),
+        webhook: args.webhook.clone(),
+        github_summary: args.github_summary.clone(),
+    };
+    let failures = crate::publish::publish(&sinks, &all).await;
+    for f in &failures {
+        eprintln!("error: publishing failed: {f}");
+    }
+    // A failed sink is an error; it never hides a failed drill.
+    Ok(match RunReport::exit_code(&all) {
+        exit::OK if !failures.is_empty() => exit::ERROR,
+        code => code,
+    })
 }

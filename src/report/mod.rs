@@ -87,6 +87,30 @@ pub struct Summary {
     pub expected_failures: usize,
 }
 
+/// What the catalog said of a drilled lineage, for trends and monitoring.
+#[derive(Clone, Debug, Serialize)]
+pub struct LineageFacts {
+    pub lineage: String,
+    pub backups: usize,
+    pub first_point: Option<jiff::Timestamp>,
+    pub last_wal: Option<String>,
+    pub last_archived_at: Option<jiff::Timestamp>,
+    pub gaps: usize,
+}
+
+impl LineageFacts {
+    pub fn from_catalog(c: &crate::catalog::LineageCatalog) -> Self {
+        Self {
+            lineage: c.server_name.clone(),
+            backups: c.backups.len(),
+            first_point: c.window.as_ref().map(|w| w.first_point),
+            last_wal: c.window.as_ref().and_then(|w| w.last_wal.clone()),
+            last_archived_at: c.window.as_ref().and_then(|w| w.last_archived_at),
+            gaps: c.gaps.len(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct RunReport {
     pub schema: &'static str,
@@ -98,6 +122,7 @@ pub struct RunReport {
     pub started_at: jiff::Timestamp,
     pub finished_at: jiff::Timestamp,
     pub drills: Vec<DrillReport>,
+    pub lineages: Vec<LineageFacts>,
     pub summary: Summary,
 }
 

@@ -136,3 +136,12 @@ pub fn junit(r: &RunReport) -> String {
     report.add_test_suite(suite);
     report.to_string().unwrap_or_default()
 }
+
+/// One short message for chat webhooks (Slack-compatible `text`).
+pub fn chat_message(r: &RunReport) -> String {
+    let mut text = format!("pgdrill {}: {}", r.scenario, r.summary);
+    for d in &r.drills {
+        let _ = write!(text, "\n• {} {}: {}", d.lineage, d.target, outcome(d));
+    }
+    text
+}

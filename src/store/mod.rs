@@ -55,7 +55,8 @@ pub enum StoreError {
     },
 }
 
-fn install_tls_provider() {
+/// Installs the ring TLS provider for every HTTPS client in the process, once.
+pub fn install_tls_provider() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();
