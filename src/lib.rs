@@ -18,6 +18,7 @@ pub mod publish;
 pub mod report;
 pub mod sandbox;
 pub mod scenario;
+pub mod schedule;
 pub mod store;
 pub mod tools;
 pub mod verify;

@@ -262,3 +262,46 @@ fn plan_prints_cnpg_manifests_and_run_refuses_the_backend() {
         stderr(&out)
     );
 }
+
+#[test]
+fn schedule_dry_run_prints_fire_times() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("weekly.yaml"),
+        format!("{HEAD}targets: [latest]\nschedule: \"0 3 * * 0\"\n"),
+    )
+    .unwrap();
+    let out = pgdrill(&[
+        "schedule",
+        "-f",
+        dir.path().to_str().unwrap(),
+        "--dry-run",
+        "--count",
+        "3",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    for l in &lines {
+        let at: jiff::Timestamp = l.split_whitespace().next().unwrap().parse().unwrap();
+        let civil = at.to_zoned(jiff::tz::TimeZone::UTC);
+        assert_eq!(
+            (civil.weekday(), civil.hour(), civil.minute()),
+            (jiff::civil::Weekday::Sunday, 3, 0),
+            "{l}"
+        );
+        assert!(l.ends_with("weekly.yaml"), "{l}");
+    }
+    std::fs::write(
+        dir.path().join("adhoc.yaml"),
+        format!("{HEAD}targets: [latest]\n"),
+    )
+    .unwrap();
+    let out = pgdrill(&["schedule", "-f", dir.path().to_str().unwrap(), "--dry-run"]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        stderr(&out).contains("adhoc.yaml: no schedule"),
+        "{}",
+        stderr(&out)
+    );
+}

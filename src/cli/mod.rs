@@ -6,6 +6,7 @@ mod demo;
 mod doctor;
 mod drills;
 mod sandbox;
+mod schedule;
 
 use std::path::PathBuf;
 
@@ -91,6 +92,16 @@ Examples:
   pgdrill run -f scenarios/sandbox.yaml
   pgdrill run -f weekly.yaml --lineage app-v2 --target 'time:2025-01-15 12:00:00+00'")]
     Run(drills::RunArgs),
+    /// Run scenarios on their `schedule:` (cron), with a concurrency limit and no overlap.
+    #[command(long_about = "\
+Run scenarios on their `schedule:` (5-field Kubernetes or 6-field CNPG cron). Scenario runs
+never overlap themselves; --concurrency bounds them across scenarios; SIGTERM stops scheduling
+and lets running drills finish their teardown.
+
+Examples:
+  pgdrill schedule -f scenarios/ --dry-run
+  pgdrill schedule -f weekly.yaml --concurrency 2 --metrics-file /var/lib/node_exporter/pgdrill.prom")]
+    Schedule(schedule::ScheduleArgs),
     /// Record baselines: exact row counts on the live source.
     #[command(subcommand)]
     Baseline(baseline::BaselineCommand),
@@ -210,6 +221,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Plan(args) => drills::plan_cmd(args).await,
         Command::Run(args) => drills::run(args).await,
         Command::Baseline(cmd) => baseline::run(cmd).await,
+        Command::Schedule(args) => schedule::schedule(args).await,
         Command::Demo(args) => demo::demo(args).await,
         Command::Sandbox(cmd) => sandbox::run(cmd).await,
     };

@@ -1,0 +1,160 @@
+//! `pgdrill schedule`: run scenarios on their `schedule:`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+
+use super::Output;
+use super::drills::{PlanArgs, RunArgs, run};
+use crate::exit::{self, Failure};
+use crate::scenario::load;
+use crate::scenario::types::{cron_schedule, parse_duration};
+use crate::schedule::{Entry, Event, TokioClock, run_loop, upcoming};
+
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    /// Scenario files, or folders of `*.yaml` scenarios; each needs a `schedule:`.
+    #[arg(short = 'f', long = "file", required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Print the next fire times and exit.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How many fire times --dry-run prints.
+    #[arg(long, default_value_t = 10)]
+    pub count: usize,
+    /// Scenario runs at once, across all scenarios.
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: usize,
+    /// Delay each fire by up to this much (30s, 5m…), to spread load.
+    #[arg(long, default_value = "0s")]
+    pub jitter: String,
+    /// Where reports go (as for `run`).
+    #[arg(long)]
+    pub report_dir: Option<PathBuf>,
+    #[arg(long, env = "PGDRILL_WORK_DIR")]
+    pub work_dir: Option<PathBuf>,
+    #[arg(long, env = "PGDRILL_METRICS_FILE", value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
+    #[arg(long, env = "PGDRILL_PUSHGATEWAY_URL", value_name = "URL")]
+    pub pushgateway: Option<String>,
+}
+
+fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| Failure::usage(format!("{}: {e}", p.display())))?
+                .flatten()
+                .map(|e| e.path())
+                .filter(|f| f.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    if files.is_empty() {
+        return Err(Failure::usage("no scenario files found"));
+    }
+    Ok(files)
+}
+
+pub async fn schedule(args: ScheduleArgs) -> Result<i32, Failure> {
+    let jitter =
+        parse_duration(&args.jitter).map_err(|e| Failure::usage(format!("--jitter: {e}")))?;
+    let mut entries = Vec::new();
+    for file in scenario_files(&args.paths)? {
+        let loaded = load(&file).map_err(Failure::usage)?;
+        let Some(cron) = &loaded.scenario.schedule else {
+            return Err(Failure::usage(format!(
+                "{}: no schedule: to run it on",
+                file.display()
+            )));
+        };
+        let schedule = cron_schedule(&cron.value.0).map_err(Failure::usage)?;
+        entries.push(Entry {
+            name: file.display().to_string(),
+            schedule,
+            jitter,
+        });
+    }
+    if args.dry_run {
+        for (at, name) in upcoming(&entries, chrono::Utc::now(), args.count) {
+            println!(
+                "{}  {name}",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            );
+        }
+        return Ok(exit::OK);
+    }
+    let settings = Arc::new(args);
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let runner_settings = settings.clone();
+    let runner: Arc<dyn Fn(String) -> futures::future::BoxFuture<'static, ()> + Send + Sync> =
+        Arc::new(move |file| {
+            let s = runner_settings.clone();
+            Box::pin(async move {
+                let args = RunArgs {
+                    plan: PlanArgs {
+                        files: vec![PathBuf::from(&file)],
+                        lineages: vec![],
+                        target: None,
+                        output: Output::Table,
+                    },
+                    report_dir: s.report_dir.clone(),
+                    concurrency: 1,
+                    skip_preflight: false,
+                    keep_on_failure: false,
+                    work_dir: s.work_dir.clone(),
+                    metrics_file: s.metrics_file.clone(),
+                    pushgateway: s.pushgateway.clone(),
+                    webhook: std::env::var("PGDRILL_WEBHOOK_URL").ok(),
+                    github_summary: None,
+                };
+                // A run is not Send (it borrows across its drills), so each gets its own thread
+                // and runtime; the scheduler only waits for it.
+                let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+                let thread_file = file.clone();
+                std::thread::spawn(move || {
+                    let outcome = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|e| e.to_string())
+                        .and_then(|rt| rt.block_on(run(args)).map_err(|e| e.message));
+                    match outcome {
+                        Ok(code) => eprintln!("{thread_file}: finished, exit {code}"),
+                        Err(e) => eprintln!("{thread_file}: {e}"),
+                    }
+                    let _ = done_tx.send(());
+                });
+                let _ = done_rx.await;
+            })
+        });
+    let on_event: Arc<dyn Fn(Event) + Send + Sync> = Arc::new(|e| match e {
+        Event::Started(n) => eprintln!("{n}: starting"),
+        Event::Finished(_) => {}
+        Event::Skipped(n) => eprintln!("{n}: skipped, the previous run is still going"),
+    });
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| Failure::error(format!("installing the SIGTERM handler: {e}")))?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = sigterm.recv() => {}
+        }
+        eprintln!("stopping: running drills finish their teardown");
+        let _ = tx.send(true);
+    });
+    for (at, name) in upcoming(&entries, chrono::Utc::now(), entries.len()) {
+        eprintln!(
+            "next: {name} at {}",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+    }
+    let clock = Arc::new(TokioClock::starting_at(chrono::Utc::now()));
+    run_loop(entries, clock, settings.concurrency, runner, rx, on_event).await;
+    Ok(exit::OK)
+}
