@@ -135,9 +135,15 @@ pub async fn run_loop(
             on_event.clone(),
         );
         let delay = jitter(&entry, at);
+        let stop = shutdown.clone();
         tasks.spawn(async move {
             tokio::time::sleep(delay).await;
             let _permit = permits.acquire_owned().await.expect("semaphore open");
+            // A fire still waiting (jitter, or for a permit) when shutdown came never starts.
+            if *stop.borrow() {
+                running.lock().expect("not poisoned").remove(&entry.name);
+                return;
+            }
             on_event(Event::Started(entry.name.clone()));
             run(entry.name.clone()).await;
             on_event(Event::Finished(entry.name.clone()));

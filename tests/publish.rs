@@ -127,13 +127,14 @@ fn metrics_webhook_and_step_summary() {
         prometheus_parse::Value::Gauge(g) | prometheus_parse::Value::Untyped(g) => g,
         other => panic!("{other:?}"),
     };
+    // Failed exactly as the scenario expected: an effective pass.
     assert_eq!(
         gauge(find("pgdrill_drill_verdict", &[("verdict", "fail")])),
-        1.0
+        0.0
     );
     assert_eq!(
         gauge(find("pgdrill_drill_verdict", &[("verdict", "pass")])),
-        0.0
+        1.0
     );
     // Refused as the scenario expected: an effective pass, so a last-success timestamp.
     assert!(gauge(find("pgdrill_drill_last_success_timestamp_seconds", &[])) > 1.7e9);
@@ -159,6 +160,41 @@ fn metrics_webhook_and_step_summary() {
         md.contains("# Drill report") && md.contains("target_beyond_archive"),
         "{md}"
     );
+}
+
+#[test]
+fn the_last_success_survives_a_failed_run_in_the_metrics_file() {
+    let metrics = tempfile::tempdir().unwrap().keep().join("pgdrill.prom");
+    let run = |expect_fail: bool| {
+        let (dir, scenario) = setup(expect_fail);
+        let reports = dir.path().join("r");
+        let out = pgdrill(&[
+            "run",
+            "-f",
+            scenario.to_str().unwrap(),
+            "--report-dir",
+            reports.to_str().unwrap(),
+            "--metrics-file",
+            metrics.to_str().unwrap(),
+        ]);
+        (
+            out.status.code(),
+            std::fs::read_to_string(&metrics).unwrap(),
+        )
+    };
+    let (code, first) = run(true);
+    assert_eq!(code, Some(0));
+    let success = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("pgdrill_drill_last_success_timestamp_seconds{"))
+            .map(str::to_string)
+    };
+    let before = success(&first).expect("a success sample");
+    let (code, second) = run(false);
+    assert_eq!(code, Some(1));
+    assert_eq!(success(&second), Some(before), "carried over:\n{second}");
+    assert!(second.contains("verdict=\"fail\"} 1"), "{second}");
+    prometheus_parse::Scrape::parse(second.lines().map(|l| Ok(l.to_string()))).unwrap();
 }
 
 #[test]

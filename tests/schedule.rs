@@ -137,7 +137,7 @@ async fn the_global_concurrency_limit_holds() {
         entries,
         2,
         Duration::from_secs(60),
-        Duration::from_secs(290),
+        Duration::from_secs(450),
         log.clone(),
         done.clone(),
     )
@@ -175,4 +175,29 @@ async fn shutdown_waits_for_running_drills_to_tear_down() {
             .unwrap()
             .contains(&Event::Finished("long".into()))
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fire_still_queued_at_shutdown_never_starts() {
+    let log: Log = Arc::default();
+    let done: Arc<Mutex<Vec<String>>> = Arc::default();
+    // Both fire at 00:01:00; one permit; shutdown at 00:01:40 while b waits for the permit.
+    drive(
+        vec![entry("a", "* * * * *"), entry("b", "* * * * *")],
+        1,
+        Duration::from_secs(300),
+        Duration::from_secs(70),
+        log.clone(),
+        done.clone(),
+    )
+    .await;
+    let started: Vec<_> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| matches!(e, Event::Started(_)))
+        .cloned()
+        .collect();
+    assert_eq!(started.len(), 1, "{started:?}");
+    assert_eq!(done.lock().unwrap().len(), 1);
 }

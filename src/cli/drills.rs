@@ -197,8 +197,12 @@ fn cnpg_manifests(p: &Prepared, d: &DrillPlan) -> Result<Option<String>, Failure
         backup_size: backup.and_then(|b| b.cluster_size.or(b.size)),
         database: settings.database.clone(),
         owner: settings.owner.clone(),
-        expires_at: jiff::Timestamp::now()
-            + jiff::SignedDuration::try_from(settings.ttl.0).unwrap_or_default(),
+        expires_at: jiff::SignedDuration::try_from(settings.ttl.0)
+            .ok()
+            .and_then(|ttl| jiff::Timestamp::now().checked_add(ttl).ok())
+            .ok_or_else(|| {
+                Failure::usage(format!("{}: cnpg.ttl is too long", p.loaded.path.display()))
+            })?,
     };
     let manifests = crate::cnpg::manifest::build(&spec);
     crate::cnpg::safety::check(&manifests).map_err(|problems| {
@@ -419,7 +423,8 @@ pub async fn run(args: RunArgs) -> Result<i32, Failure> {
                 .unwrap_or_else(|| PathBuf::from("pgdrill-reports"))
                 .join(format!("{}-{run_id}", p.loaded.scenario.name));
             let report = run_scenario(p, &args, &run_id).await?;
-            let written = write_reports(&dir, &report, &formats)?;
+            // A report that cannot be written is a failed sink, not a lost run.
+            let written = write_reports(&dir, &report, &formats).map_err(|e| e.message);
             reports.push((report, written));
         }
         Ok::<_, Failure>(reports)
@@ -439,18 +444,23 @@ pub async fn run(args: RunArgs) -> Result<i32, Failure> {
             ),
             Output::Table => print!("{}", render::terminal(report)),
         }
-        for w in written {
+        for w in written.iter().flatten() {
             eprintln!("report: {}", w.display());
         }
     }
-    let all: Vec<RunReport> = reports.into_iter().map(|(r, _)| r).collect();
+    let (all, reports_written): (Vec<RunReport>, Vec<_>) = reports.into_iter().unzip();
     let sinks = crate::publish::Sinks {
         metrics_file: args.metrics_file.clone(),
         pushgateway: args.pushgateway.clone(),
         webhook: args.webhook.clone(),
         github_summary: args.github_summary.clone(),
     };
-    let failures = crate::publish::publish(&sinks, &all).await;
+    let mut failures: Vec<String> = reports_written
+        .into_iter()
+        .filter_map(Result::err)
+        .map(|e| format!("reports: {e}"))
+        .collect();
+    failures.extend(crate::publish::publish(&sinks, &all).await);
     for f in &failures {
         eprintln!("error: publishing failed: {f}");
     }

@@ -76,9 +76,17 @@ impl Manifests {
     }
 }
 
+/// CNPG's webhook refuses Cluster names longer than this.
+pub const MAX_CLUSTER_NAME: usize = 50;
+
 /// A DNS-1123 label of at most 63 characters: lowercased, invalid characters replaced, and a
 /// hash of the full value kept when it must be cut, so names stay unique.
 pub fn dns_label(raw: &str) -> String {
+    dns_label_within(raw, 63)
+}
+
+/// As [`dns_label`], at most `max` characters.
+pub fn dns_label_within(raw: &str, max: usize) -> String {
     let mut s: String = raw
         .to_ascii_lowercase()
         .chars()
@@ -91,11 +99,11 @@ pub fn dns_label(raw: &str) -> String {
         })
         .collect();
     s = s.trim_matches('-').to_string();
-    if s.len() > 63 {
+    if s.len() > max {
         let hash = raw.bytes().fold(0xcbf29ce484222325u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
         });
-        s = format!("{}-{:08x}", s[..54].trim_end_matches('-'), hash as u32);
+        s = format!("{}-{:08x}", s[..max - 9].trim_end_matches('-'), hash as u32);
     }
     s
 }
@@ -127,7 +135,10 @@ pub fn storage_for(backup_size: Option<u64>) -> String {
 }
 
 pub fn build(spec: &DrillSpec) -> Manifests {
-    let cluster_name = dns_label(&format!("drill-{}-{}", spec.lineage, spec.drill_id));
+    let cluster_name = dns_label_within(
+        &format!("drill-{}-{}", spec.lineage, spec.drill_id),
+        MAX_CLUSTER_NAME,
+    );
     let namespace = match &spec.isolation {
         Isolation::ScratchNamespace => dns_label(&format!("pgdrill-{}", spec.drill_id)),
         Isolation::Fixed(ns) => ns.clone(),
@@ -248,6 +259,8 @@ mod tests {
         assert!(a.len() <= 63 && b.len() <= 63);
         assert_ne!(a, b);
         assert_eq!(dns_label("App_V1"), "app-v1");
+        let c = dns_label_within(&format!("drill-{}-x", "a".repeat(80)), MAX_CLUSTER_NAME);
+        assert!(c.len() <= MAX_CLUSTER_NAME, "{c}");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The safety invariants, checked in code before anything is applied: a drill cluster never
 //! archives WAL or writes backups, every object is labelled and expires, names are valid.
 
-use super::manifest::{DRILL_ID_LABEL, EXPIRES_ANNOTATION, MANAGED_BY, Manifests};
+use super::manifest::{
+    DRILL_ID_LABEL, EXPIRES_ANNOTATION, MANAGED_BY, MAX_CLUSTER_NAME, Manifests,
+};
 use super::types::ObjectMeta;
 
 fn check_meta(kind: &str, m: &ObjectMeta, problems: &mut Vec<String>) {
@@ -65,6 +67,16 @@ pub fn check(m: &Manifests) -> Result<(), Vec<String>> {
         problems.push("the ObjectStore sets serverName, which its CRD forbids".into());
     }
     check_meta("Cluster", &m.cluster.metadata, &mut problems);
+    if m.cluster
+        .metadata
+        .name
+        .as_deref()
+        .is_some_and(|n| n.len() > MAX_CLUSTER_NAME)
+    {
+        problems.push(format!(
+            "the Cluster name is longer than {MAX_CLUSTER_NAME} characters, which CNPG refuses"
+        ));
+    }
     if let Some(os) = &m.object_store {
         check_meta("ObjectStore", &os.metadata, &mut problems);
     }

@@ -26,9 +26,31 @@ fn client() -> Result<reqwest::Client, String> {
         .map_err(|e| format!("HTTP client: {e}"))
 }
 
-/// Writes atomically (temp file + rename), as node_exporter's textfile collector expects.
+/// Writes atomically (a temp file of this process, then rename), as node_exporter's textfile
+/// collector expects. A last-success sample of an earlier run that this run does not
+/// replace is carried over, so `time() - last_success` keeps growing while drills fail.
 fn write_textfile(path: &Path, body: &str) -> Result<(), String> {
-    let tmp = path.with_extension("prom.tmp");
+    const FAMILY: &str = "pgdrill_drill_last_success_timestamp_seconds";
+    let mut body = body.to_string();
+    if let Ok(previous) = std::fs::read_to_string(path) {
+        let kept: Vec<&str> = previous
+            .lines()
+            .filter(|l| l.starts_with(&format!("{FAMILY}{{")))
+            .filter(|l| {
+                let labels = &l[..l.rfind(' ').unwrap_or(l.len())];
+                !body.lines().any(|n| n.starts_with(labels))
+            })
+            .collect();
+        let anchor = format!("# TYPE {FAMILY} gauge\n");
+        if !kept.is_empty()
+            && let Some(at) = body.find(&anchor)
+        {
+            body.insert_str(at + anchor.len(), &(kept.join("\n") + "\n"));
+        }
+    }
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("prom.{}.{n}.tmp", std::process::id()));
     std::fs::write(&tmp, body).map_err(|e| format!("{}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
 }
@@ -69,7 +91,7 @@ pub async fn publish(sinks: &Sinks, reports: &[RunReport]) -> Vec<String> {
                     .map_err(|e| e.to_string())
             };
             if let Err(e) = sent.await {
-                failures.push(format!("pushgateway {url}: {e}"));
+                failures.push(format!("pushgateway {}: {e}", redact(url)));
             }
         }
     }

@@ -180,10 +180,14 @@ fn resolve(
                 let w = catalog.window.as_ref().ok_or_else(no_window)?;
                 let hi = w.last_archived_at.unwrap_or(w.last_backup_end);
                 let span = jiff::SignedDuration::try_from(r.within.value.0).unwrap_or_default();
-                let lo = (hi - span).max(w.first_point);
+                let lo = hi
+                    .checked_sub(span)
+                    .unwrap_or(w.first_point)
+                    .max(w.first_point);
                 let ns = pick(seed, lo.as_nanosecond(), hi.as_nanosecond());
                 let time = jiff::Timestamp::from_nanosecond(ns).unwrap_or(lo);
-                let label = format!("random:{}s -> time:{time}", r.within.value.0.as_secs());
+                // A stable label (for metrics); the picked time is in the target itself.
+                let label = format!("random:{}s", r.within.value.0.as_secs());
                 (label, with_id(TargetPoint::Time { time }), pit, expect)
             } else {
                 (
@@ -245,7 +249,13 @@ pub fn plan(
                             TargetSpec::Keyword(_) => None,
                         };
                         (
-                            "unresolved".into(),
+                            match spec {
+                                TargetSpec::Keyword(k) => k.value.clone(),
+                                TargetSpec::Fields(f) => match &f.random {
+                                    Some(r) => format!("random:{}s", r.within.value.0.as_secs()),
+                                    None => "unresolved".into(),
+                                },
+                            },
                             Target {
                                 point: TargetPoint::Latest,
                                 backup_id: None,

@@ -466,11 +466,12 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let n: u64 = n.parse().map_err(|_| {
         format!("invalid duration {s:?}: expected a number and s, m, h or d, such as 10m")
     })?;
+    let too_long = || format!("invalid duration {s:?}: too long");
     let secs = match unit {
         "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
+        "m" => n.checked_mul(60).ok_or_else(too_long)?,
+        "h" => n.checked_mul(3600).ok_or_else(too_long)?,
+        "d" => n.checked_mul(86400).ok_or_else(too_long)?,
         _ => {
             return Err(format!(
                 "invalid duration {s:?}: expected a number and s, m, h or d, such as 10m"
@@ -529,6 +530,11 @@ pub fn cron_schedule(expr: &str) -> Result<cron::Schedule, String> {
 }
 
 fn shift_weekdays(field: &str) -> String {
+    let shift = |d: &str| match d.parse::<u32>() {
+        Ok(7) => "1".to_string(),
+        Ok(n) => (n + 1).to_string(),
+        Err(_) => d.to_string(),
+    };
     field
         .split(',')
         .map(|part| {
@@ -536,20 +542,15 @@ fn shift_weekdays(field: &str) -> String {
                 Some((r, s)) => (r, Some(s)),
                 None => (part, None),
             };
-            let shifted: Vec<String> = range
-                .split('-')
-                .map(|d| match d.parse::<u32>() {
-                    Ok(7) => "1".to_string(),
-                    Ok(n) => (n + 1).to_string(),
-                    Err(_) => d.to_string(),
-                })
-                .collect();
-            let mut out = shifted.join("-");
-            if let Some(s) = step {
-                out.push('/');
-                out.push_str(s);
+            let step = step.map(|s| format!("/{s}")).unwrap_or_default();
+            match range.split_once('-') {
+                // A range that ends on Sunday as 7 becomes "start..Saturday" plus Sunday (1).
+                Some((from, "7")) if from.parse::<u32>().is_ok() => {
+                    format!("{}-7{step},1", shift(from))
+                }
+                Some((from, to)) => format!("{}-{}{step}", shift(from), shift(to)),
+                None => format!("{}{step}", shift(range)),
             }
-            out
         })
         .collect::<Vec<_>>()
         .join(",")
@@ -566,6 +567,19 @@ mod tests {
         assert_eq!(chrono::Datelike::weekday(&next), chrono::Weekday::Sun);
         assert!(cron_schedule("0 0 3 * * 1-5").is_ok());
         assert!(cron_schedule("0 3 * * 7").is_ok());
+        // Friday to Sunday, with Sunday written as 7.
+        let weekend = cron_schedule("0 3 * * 5-7").unwrap();
+        let days: Vec<_> = weekend
+            .upcoming(chrono::Utc)
+            .take(3)
+            .map(|t| chrono::Datelike::weekday(&t))
+            .collect();
+        assert!(
+            days.contains(&chrono::Weekday::Fri)
+                && days.contains(&chrono::Weekday::Sat)
+                && days.contains(&chrono::Weekday::Sun),
+            "{days:?}"
+        );
         let err = cron_schedule("0 25 * * *").unwrap_err();
         assert!(!err.contains('\n'), "{err}");
         assert!(cron_schedule("every sunday").is_err());
