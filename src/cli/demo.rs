@@ -10,7 +10,7 @@ use crate::exit::Failure;
 use crate::sandbox::{self, StoreKind, UpOptions};
 
 use super::Output;
-use super::drills::{PlanArgs, RunArgs, new_run_id, run};
+use super::drills::{PlanArgs, PublishArgs, RunArgs, new_run_id, run};
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -77,10 +77,7 @@ pub async fn demo(args: DemoArgs) -> Result<i32, Failure> {
             skip_preflight: false,
             keep_on_failure: false,
             work_dir: None,
-            metrics_file: Some(dir.join("reports/metrics.prom")),
-            pushgateway: None,
-            webhook: None,
-            github_summary: None,
+            publish: PublishArgs { metrics_file: Some(dir.join("reports/metrics.prom")), ..Default::default() },
         })
         .await
     }

@@ -57,6 +57,13 @@ pub struct RunArgs {
     /// Parent folder of the scratch data directories.
     #[arg(long, env = "PGDRILL_WORK_DIR")]
     pub work_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub publish: PublishArgs,
+}
+
+/// Where results are published (shared by `run` and `schedule`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct PublishArgs {
     /// Write Prometheus metrics to this file (node_exporter textfile collector).
     #[arg(long, env = "PGDRILL_METRICS_FILE", value_name = "FILE")]
     pub metrics_file: Option<PathBuf>,
@@ -74,6 +81,17 @@ pub struct RunArgs {
     /// GitHub Actions step summary file (set by Actions as GITHUB_STEP_SUMMARY).
     #[arg(long = "github-step-summary", hide = true, env = "GITHUB_STEP_SUMMARY")]
     pub github_summary: Option<PathBuf>,
+}
+
+impl PublishArgs {
+    pub fn sinks(&self) -> crate::publish::Sinks {
+        crate::publish::Sinks {
+            metrics_file: self.metrics_file.clone(),
+            pushgateway: self.pushgateway.clone(),
+            webhook: self.webhook.clone(),
+            github_summary: self.github_summary.clone(),
+        }
+    }
 }
 
 fn load_all(files: &[PathBuf]) -> Result<Vec<Loaded>, Failure> {
@@ -449,12 +467,7 @@ pub async fn run(args: RunArgs) -> Result<i32, Failure> {
         }
     }
     let (all, reports_written): (Vec<RunReport>, Vec<_>) = reports.into_iter().unzip();
-    let sinks = crate::publish::Sinks {
-        metrics_file: args.metrics_file.clone(),
-        pushgateway: args.pushgateway.clone(),
-        webhook: args.webhook.clone(),
-        github_summary: args.github_summary.clone(),
-    };
+    let sinks = args.publish.sinks();
     let mut failures: Vec<String> = reports_written
         .into_iter()
         .filter_map(Result::err)

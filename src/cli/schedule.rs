@@ -6,7 +6,7 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::Output;
-use super::drills::{PlanArgs, RunArgs, run};
+use super::drills::{PlanArgs, PublishArgs, RunArgs, run};
 use crate::exit::{self, Failure};
 use crate::scenario::load;
 use crate::scenario::types::{cron_schedule, parse_duration};
@@ -34,10 +34,8 @@ pub struct ScheduleArgs {
     pub report_dir: Option<PathBuf>,
     #[arg(long, env = "PGDRILL_WORK_DIR")]
     pub work_dir: Option<PathBuf>,
-    #[arg(long, env = "PGDRILL_METRICS_FILE", value_name = "FILE")]
-    pub metrics_file: Option<PathBuf>,
-    #[arg(long, env = "PGDRILL_PUSHGATEWAY_URL", value_name = "URL")]
-    pub pushgateway: Option<String>,
+    #[command(flatten)]
+    pub publish: PublishArgs,
 }
 
 fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
@@ -109,10 +107,7 @@ pub async fn schedule(args: ScheduleArgs) -> Result<i32, Failure> {
                     skip_preflight: false,
                     keep_on_failure: false,
                     work_dir: s.work_dir.clone(),
-                    metrics_file: s.metrics_file.clone(),
-                    pushgateway: s.pushgateway.clone(),
-                    webhook: std::env::var("PGDRILL_WEBHOOK_URL").ok(),
-                    github_summary: None,
+                    publish: s.publish.clone(),
                 };
                 // A run is not Send (it borrows across its drills), so each gets its own thread
                 // and runtime; the scheduler only waits for it.
