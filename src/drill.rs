@@ -1,27 +1,171 @@
-//! One drill end to end: preflight decision → restore and recover (local backend) → verify →
-//! teardown, always ending in a report with a verdict.
+//! One drill end to end: preflight decision → restore and recover (local or cnpg backend) →
+//! verify → teardown, always ending in a report with a verdict.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crate::backend::local::{LocalRequest, recover};
+use crate::backend::cnpg::{CnpgRequest, CnpgServer, ConnectMode, secret_copies};
+use crate::backend::local::{LocalRequest, ScratchServer, recover};
+use crate::backend::pglog::RecoveryEnd;
 use crate::backend::{Failure, Stage};
 use crate::baseline::Tables;
 use crate::catalog::LineageCatalog;
+use crate::k8s::LiveDrills;
 use crate::preflight::{Cause, Preflight, Ready, Refusal, choose_backup, last_present_on_chain};
 use crate::report::{DrillReport, Durations, Verdict};
 use crate::scenario::Loaded;
 use crate::scenario::plan::DrillPlan;
 use crate::scenario::types::TablesSpec;
+use crate::source::ResolvedSource;
 use crate::store::StoreSpec;
-use crate::verify::{VerifyRequest, verify};
+use crate::verify::{PgConn, VerifyRequest, verify};
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct DrillOptions {
     pub work_root: PathBuf,
     /// Run even when preflight refuses (to see what PostgreSQL does at a gap).
     pub skip_preflight: bool,
     pub keep_on_failure: bool,
+    /// Set for `backend: cnpg`.
+    pub cnpg: Option<CnpgContext>,
+}
+
+/// What the `cnpg` backend needs besides the plan: the API client, the resolved source, the
+/// registry of live drills (for signals), and how to connect.
+#[derive(Clone)]
+pub struct CnpgContext {
+    pub client: kube::Client,
+    pub source: ResolvedSource,
+    pub live: LiveDrills,
+    pub connect: ConnectMode,
+}
+
+/// A recovered server, whichever backend made it.
+enum Provisioned {
+    Local(ScratchServer),
+    Cnpg(CnpgServer),
+}
+
+impl Provisioned {
+    fn conn(&self) -> PgConn {
+        match self {
+            Provisioned::Local(s) => PgConn::local(s.port),
+            Provisioned::Cnpg(s) => s.conn.clone(),
+        }
+    }
+
+    fn end(&self) -> &RecoveryEnd {
+        match self {
+            Provisioned::Local(s) => &s.end,
+            Provisioned::Cnpg(s) => &s.end,
+        }
+    }
+
+    /// (restore, recovery); the cnpg backend counts its whole bootstrap as restore.
+    fn times(&self) -> (Duration, Duration) {
+        match self {
+            Provisioned::Local(s) => (s.restore_time, s.recovery_time),
+            Provisioned::Cnpg(s) => (s.ready_time, Duration::ZERO),
+        }
+    }
+
+    fn keep(self) -> String {
+        match self {
+            Provisioned::Local(s) => s.keep().display().to_string(),
+            Provisioned::Cnpg(s) => s.keep(),
+        }
+    }
+
+    async fn teardown(self) -> Result<(), String> {
+        match self {
+            Provisioned::Local(mut s) => {
+                s.teardown();
+                Ok(())
+            }
+            Provisioned::Cnpg(s) => s.teardown().await,
+        }
+    }
+}
+
+fn phase_progress(phase: &str, reason: &str) {
+    eprintln!(
+        "      CNPG: {phase}{}",
+        if reason.is_empty() {
+            String::new()
+        } else {
+            format!(" ({reason})")
+        }
+    );
+}
+
+/// Restores and recovers with the scenario's backend.
+async fn provision(
+    loaded: &Loaded,
+    store: &StoreSpec,
+    catalog: &LineageCatalog,
+    plan: &DrillPlan,
+    ready: &Ready,
+    target: &crate::preflight::Target,
+    opts: &DrillOptions,
+) -> Result<Provisioned, Failure> {
+    let scenario = &loaded.scenario;
+    let keep_on_failure = opts.keep_on_failure || scenario.keep_on_failure;
+    let Some(ctx) = &opts.cnpg else {
+        let request = LocalRequest {
+            store: store.clone(),
+            server_name: plan.lineage.clone(),
+            backup_id: ready.backup_id.clone(),
+            target: target.clone(),
+            work_root: opts.work_root.clone(),
+            drill_id: plan.drill_id.clone(),
+            restore_timeout: scenario.timeouts.restore.0,
+            recovery_timeout: scenario.timeouts.recovery.0,
+            keep_on_failure,
+        };
+        return recover(&request).await.map(Provisioned::Local);
+    };
+    let plan_error = |message: String| Failure::Error {
+        stage: Stage::Plan,
+        message,
+    };
+    let spec = crate::cnpg::plan::drill_spec(
+        loaded,
+        &ctx.source.block,
+        ctx.source.cluster.as_ref(),
+        catalog,
+        plan,
+        ready,
+        jiff::Timestamp::now(),
+    )
+    .map_err(plan_error)?;
+    let manifests = crate::cnpg::plan::safe_manifests(&spec).map_err(plan_error)?;
+    let values = ctx.source.spec.secret_values.clone().unwrap_or_default();
+    let missing: Vec<&String> = manifests
+        .secret_copies
+        .iter()
+        .map(|(source, _)| source)
+        .filter(|s| !values.contains_key(*s))
+        .collect();
+    if !missing.is_empty() {
+        return Err(plan_error(format!(
+            "the store references Secret(s) {missing:?}, which pgdrill could not read: set source.secretsNamespace (or use source.cluster)"
+        )));
+    }
+    let request = CnpgRequest {
+        client: ctx.client.clone(),
+        secrets: secret_copies(&manifests.secret_copies, &values),
+        manifests,
+        drill_id: plan.drill_id.clone(),
+        deadline: scenario.timeouts.restore.0 + scenario.timeouts.recovery.0,
+        connect: ctx.connect,
+        superuser: scenario.cnpg.enable_superuser_access,
+        keep_on_failure,
+        live: ctx.live.clone(),
+        progress: phase_progress,
+    };
+    crate::backend::cnpg::recover(&request)
+        .await
+        .map(Provisioned::Cnpg)
 }
 
 fn report(plan: &DrillPlan) -> DrillReport {
@@ -141,18 +285,7 @@ pub async fn run_drill(
 
     let mut target = plan.target.clone();
     target.backup_id = Some(ready.backup_id.clone());
-    let request = LocalRequest {
-        store: store.clone(),
-        server_name: plan.lineage.clone(),
-        backup_id: ready.backup_id.clone(),
-        target: target.clone(),
-        work_root: opts.work_root.clone(),
-        drill_id: plan.drill_id.clone(),
-        restore_timeout: scenario.timeouts.restore.0,
-        recovery_timeout: scenario.timeouts.recovery.0,
-        keep_on_failure: opts.keep_on_failure || scenario.keep_on_failure,
-    };
-    let mut server = match recover(&request).await {
+    let server = match provision(loaded, store, catalog, plan, &ready, &target, opts).await {
         Ok(s) => s,
         Err(Failure::Fail {
             stage,
@@ -168,10 +301,11 @@ pub async fn run_drill(
             return finish(stop(r, Verdict::Error, stage, None, message), started);
         }
     };
-    r.durations.restore = server.restore_time.as_secs_f64();
-    r.durations.recovery = server.recovery_time.as_secs_f64();
+    let (restore, recovery) = server.times();
+    r.durations.restore = restore.as_secs_f64();
+    r.durations.recovery = recovery.as_secs_f64();
     r.durations.rto = r.durations.restore + r.durations.recovery;
-    r.recovery = Some(server.end.clone());
+    r.recovery = Some(server.end().clone());
 
     let verify_started = Instant::now();
     let tables = match &scenario.checks.tables {
@@ -179,7 +313,7 @@ pub async fn run_drill(
         _ => Tables::All,
     };
     let req = VerifyRequest {
-        port: server.port,
+        conn: server.conn(),
         database: scenario.checks.database.clone(),
         target: target.clone(),
         ready,
@@ -191,7 +325,7 @@ pub async fn run_drill(
         statement_timeout: scenario.timeouts.statement.0,
         pool: 4,
     };
-    match verify(&req, &server.end).await {
+    match verify(&req, server.end()).await {
         Ok(v) => {
             r.checks = v.checks;
             if let Some((cause, evidence)) = v.failure {
@@ -222,8 +356,17 @@ pub async fn run_drill(
     let teardown_started = Instant::now();
     if r.verdict == Verdict::Fail && (opts.keep_on_failure || scenario.keep_on_failure) {
         r.kept_at = Some(server.keep());
-    } else {
-        server.teardown();
+    } else if let Err(e) = server.teardown().await {
+        // Something may be left behind: never a pass.
+        let message = match r.evidence.take() {
+            Some(ev) => format!("{ev}; {e}"),
+            None => e,
+        };
+        if r.verdict == Verdict::Pass {
+            r = stop(r, Verdict::Error, Stage::Teardown, None, message);
+        } else {
+            r.evidence = Some(message);
+        }
     }
     r.durations.teardown = teardown_started.elapsed().as_secs_f64();
     finish(r, started)

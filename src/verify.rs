@@ -55,10 +55,31 @@ pub struct Check {
     pub passed: bool,
 }
 
+/// Where the restored server listens and whom to connect as.
+#[derive(Clone, Debug)]
+pub struct PgConn {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Option<String>,
+}
+
+impl PgConn {
+    /// The local backend's scratch server: trust authentication on loopback.
+    pub fn local(port: u16) -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port,
+            user: "postgres".into(),
+            password: None,
+        }
+    }
+}
+
 /// What verification needs to know.
 #[derive(Clone, Debug)]
 pub struct VerifyRequest {
-    pub port: u16,
+    pub conn: PgConn,
     pub database: String,
     pub target: Target,
     pub ready: Ready,
@@ -211,14 +232,22 @@ pub fn compare(actual: &str, op: &str, expect: &serde_json::Value) -> bool {
     }
 }
 
-async fn connect(port: u16, database: &str) -> Result<tokio_postgres::Client, String> {
-    // Read-only by default for the whole session, so a check cannot commit its way out of the
-    // read-only transaction it runs in.
-    let conn = format!(
-        "host=127.0.0.1 port={port} user=postgres dbname={database} connect_timeout=10 \
-         options='-c default_transaction_read_only=on'"
-    );
-    let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
+async fn connect(conn: &PgConn, database: &str) -> Result<tokio_postgres::Client, String> {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host(&conn.host)
+        .port(conn.port)
+        .user(&conn.user)
+        .dbname(database)
+        .connect_timeout(Duration::from_secs(10))
+        // Read-only by default for the whole session, so a check cannot commit its way out of
+        // the read-only transaction it runs in.
+        .options("-c default_transaction_read_only=on");
+    if let Some(p) = &conn.password {
+        config.password(p);
+    }
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
         .await
         .map_err(|e| format!("connecting to {database}: {}", db_message(&e)))?;
     tokio::spawn(connection);
@@ -253,7 +282,7 @@ async fn read_only_value(
 
 /// Counts every table, spread over a small pool of connections.
 async fn count_tables(req: &VerifyRequest) -> Result<BTreeMap<String, i64>, String> {
-    let first = connect(req.port, &req.database).await?;
+    let first = connect(&req.conn, &req.database).await?;
     let tables: Vec<String> = match (&req.tables, &req.baseline) {
         (Tables::Only(list), _) => list.clone(),
         (Tables::All, Some(b)) => b.counts.keys().cloned().collect(),
@@ -268,7 +297,7 @@ async fn count_tables(req: &VerifyRequest) -> Result<BTreeMap<String, i64>, Stri
     let pool = req.pool.clamp(1, tables.len().max(1));
     let mut clients = vec![first];
     for _ in 1..pool {
-        clients.push(connect(req.port, &req.database).await?);
+        clients.push(connect(&req.conn, &req.database).await?);
     }
     let jobs = clients.iter().enumerate().map(|(i, client)| {
         let mine: Vec<&String> = tables.iter().skip(i).step_by(pool).collect();
@@ -318,7 +347,7 @@ pub async fn verify(req: &VerifyRequest, end: &RecoveryEnd) -> Result<Verificati
         &mut v,
     );
     if !req.sql_checks.is_empty() {
-        let client = connect(req.port, &req.database).await?;
+        let client = connect(&req.conn, &req.database).await?;
         let mut checks = Vec::new();
         for c in &req.sql_checks {
             let actual = read_only_value(&client, &c.query, req.statement_timeout)

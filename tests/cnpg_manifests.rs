@@ -47,6 +47,7 @@ fn spec(path: RecoveryPath, isolation: Isolation, target: &str) -> DrillSpec {
         backup_size: Some(5 * 1024 * 1024 * 1024),
         database: "app".into(),
         owner: "app".into(),
+        superuser: false,
         expires_at: "2026-11-23T01:00:00Z".parse().unwrap(),
     }
 }

@@ -208,7 +208,7 @@ fn plan_resolves_oldest_random_and_lsn_targets_without_side_effects() {
 }
 
 #[test]
-fn plan_prints_cnpg_manifests_and_run_refuses_the_backend() {
+fn plan_prints_cnpg_manifests_without_a_cluster_and_run_needs_one() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("archive");
     let info = backup_info(
@@ -254,10 +254,16 @@ fn plan_prints_cnpg_manifests_and_run_refuses_the_backend() {
         1,
         "the refused drill gets no manifests: {text}"
     );
-    let out = pgdrill(&["run", "-f", f.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(64));
+    // run needs a cluster: without a Kubernetes configuration it is an error, not a drill.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgdrill"))
+        .args(["run", "-f", f.to_str().unwrap()])
+        .env("KUBECONFIG", dir.path().join("no-such-kubeconfig"))
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("backend cnpg is not available yet"),
+        stderr(&out).contains("Kubernetes configuration"),
         "{}",
         stderr(&out)
     );

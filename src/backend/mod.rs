@@ -1,6 +1,7 @@
 //! Backends provision a scratch server from a backup and recover it to a target.
 //! `local` runs barman-cloud and PostgreSQL on this machine.
 
+pub mod cnpg;
 pub mod local;
 pub mod pglog;
 pub mod settings;

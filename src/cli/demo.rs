@@ -76,6 +76,7 @@ pub async fn demo(args: DemoArgs) -> Result<i32, Failure> {
             concurrency: 1,
             skip_preflight: false,
             keep_on_failure: false,
+            connect: Default::default(),
             work_dir: None,
             publish: PublishArgs { metrics_file: Some(dir.join("reports/metrics.prom")), ..Default::default() },
         })

@@ -5,14 +5,17 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use futures::StreamExt;
 
+use crate::backend::cnpg::ConnectMode;
 use crate::catalog::{self, LineageCatalog};
-use crate::drill::{DrillOptions, default_work_root, run_drill};
+use crate::drill::{CnpgContext, DrillOptions, default_work_root, run_drill};
 use crate::exit::{self, Failure};
+use crate::k8s::LiveDrills;
 use crate::preflight::{Preflight, Target};
 use crate::report::{RunReport, SCHEMA, render};
 use crate::scenario::plan::{DrillPlan, plan, select_lineages};
 use crate::scenario::types::{BackendKind, ReportFormat};
 use crate::scenario::{Loaded, load};
+use crate::source::{ResolvedSource, resolve};
 use crate::store::Store;
 
 use super::Output;
@@ -54,6 +57,10 @@ pub struct RunArgs {
     /// Keep a failed drill's server and directory for inspection.
     #[arg(long)]
     pub keep_on_failure: bool,
+    /// How the cnpg backend reaches the restored primary: the -rw Service in a pod, else a
+    /// port-forward through the API server.
+    #[arg(long, value_enum, default_value_t)]
+    pub connect: ConnectMode,
     /// Parent folder of the scratch data directories.
     #[arg(long, env = "PGDRILL_WORK_DIR")]
     pub work_dir: Option<PathBuf>,
@@ -120,6 +127,7 @@ pub fn schema() -> Result<i32, Failure> {
 /// Everything a run needs from the archive, for one scenario.
 struct Prepared {
     loaded: Loaded,
+    source: ResolvedSource,
     store: Store,
     catalogs: Vec<LineageCatalog>,
     drills: Vec<DrillPlan>,
@@ -127,9 +135,20 @@ struct Prepared {
 
 /// Reads the archive for one scenario and plans its drills; `id_prefix` keeps drill ids unique
 /// across the scenarios of one run.
-async fn prepare(loaded: Loaded, args: &PlanArgs, id_prefix: &str) -> Result<Prepared, Failure> {
-    let spec = loaded.store_spec();
-    let store = spec
+async fn prepare(
+    loaded: Loaded,
+    args: &PlanArgs,
+    id_prefix: &str,
+    kube: &mut Option<kube::Client>,
+) -> Result<Prepared, Failure> {
+    if loaded.source_needs_kubernetes() && kube.is_none() {
+        *kube = Some(crate::k8s::client().await.map_err(Failure::error)?);
+    }
+    let source = resolve(&loaded, kube.as_ref())
+        .await
+        .map_err(Failure::error)?;
+    let store = source
+        .spec
         .open()
         .map_err(|e| Failure::error(format!("{}: {e}", loaded.path.display())))?;
     let reader = catalog::CatalogReader::new(&store);
@@ -166,6 +185,7 @@ async fn prepare(loaded: Loaded, args: &PlanArgs, id_prefix: &str) -> Result<Pre
     let drills = plan(&loaded, &catalogs, id_prefix, override_target);
     Ok(Prepared {
         loaded,
+        source,
         store,
         catalogs,
         drills,
@@ -187,57 +207,31 @@ fn cnpg_manifests(p: &Prepared, d: &DrillPlan) -> Result<Option<String>, Failure
     else {
         return Ok(None);
     };
-    let settings = &p.loaded.scenario.cnpg;
     let catalog = p
         .catalogs
         .iter()
         .find(|c| c.server_name == d.lineage)
         .expect("planned from these catalogs");
-    let backup = catalog
-        .backups
-        .iter()
-        .find(|b| b.info.backup_id == ready.backup_id)
-        .map(|b| &b.info);
-    let spec = crate::cnpg::manifest::DrillSpec {
-        drill_id: d.drill_id.clone(),
-        lineage: d.lineage.clone(),
-        target: d.target.clone(),
-        backup_id: ready.backup_id.clone(),
-        store: p.loaded.scenario.source.barman_object_store.clone(),
-        path: settings.recovery_path,
-        isolation: match &settings.namespace {
-            Some(ns) => crate::cnpg::manifest::Isolation::Fixed(ns.clone()),
-            None => crate::cnpg::manifest::Isolation::ScratchNamespace,
-        },
-        image_name: settings.image_name.clone(),
-        server_major: backup.and_then(|b| b.server_major()),
-        storage_size: settings.storage_size.clone(),
-        backup_size: backup.and_then(|b| b.cluster_size.or(b.size)),
-        database: settings.database.clone(),
-        owner: settings.owner.clone(),
-        expires_at: jiff::SignedDuration::try_from(settings.ttl.0)
-            .ok()
-            .and_then(|ttl| jiff::Timestamp::now().checked_add(ttl).ok())
-            .ok_or_else(|| {
-                Failure::usage(format!("{}: cnpg.ttl is too long", p.loaded.path.display()))
-            })?,
-    };
-    let manifests = crate::cnpg::manifest::build(&spec);
-    crate::cnpg::safety::check(&manifests).map_err(|problems| {
-        Failure::error(format!(
-            "drill {}: unsafe manifests: {}",
-            d.drill_id,
-            problems.join("; ")
-        ))
-    })?;
+    let spec = crate::cnpg::plan::drill_spec(
+        &p.loaded,
+        &p.source.block,
+        p.source.cluster.as_ref(),
+        catalog,
+        d,
+        ready,
+        jiff::Timestamp::now(),
+    )
+    .map_err(Failure::usage)?;
+    let manifests = crate::cnpg::plan::safe_manifests(&spec).map_err(Failure::error)?;
     Ok(Some(manifests.to_yaml()))
 }
 
 pub async fn plan_cmd(args: PlanArgs) -> Result<i32, Failure> {
     let run_id = new_run_id();
     let mut out = Vec::new();
+    let mut kube = None;
     for (i, loaded) in load_all(&args.files)?.into_iter().enumerate() {
-        let p = prepare(loaded, &args, &format!("{run_id}-{}", i + 1)).await?;
+        let p = prepare(loaded, &args, &format!("{run_id}-{}", i + 1), &mut kube).await?;
         let manifests = p
             .drills
             .iter()
@@ -324,14 +318,30 @@ fn write_reports(
     Ok(written)
 }
 
-async fn run_scenario(p: Prepared, args: &RunArgs, run_id: &str) -> Result<RunReport, Failure> {
+async fn run_scenario(
+    p: Prepared,
+    args: &RunArgs,
+    run_id: &str,
+    cluster: Option<(&kube::Client, &LiveDrills)>,
+) -> Result<RunReport, Failure> {
     let started_at = jiff::Timestamp::now();
+    let cnpg = match (p.loaded.scenario.backend, cluster) {
+        (BackendKind::Cnpg, Some((client, live))) => Some(CnpgContext {
+            client: client.clone(),
+            source: p.source.clone(),
+            live: live.clone(),
+            connect: args.connect,
+        }),
+        _ => None,
+    };
+    let backend = if cnpg.is_some() { "cnpg" } else { "local" };
     let opts = DrillOptions {
         work_root: args.work_dir.clone().unwrap_or_else(default_work_root),
         skip_preflight: args.skip_preflight,
         keep_on_failure: args.keep_on_failure,
+        cnpg,
     };
-    let spec = p.loaded.store_spec();
+    let spec = p.source.spec.clone();
     let total = p.drills.len();
     let drills: Vec<_> = futures::stream::iter(p.drills.iter().enumerate())
         .map(|(i, d)| {
@@ -386,7 +396,7 @@ async fn run_scenario(p: Prepared, args: &RunArgs, run_id: &str) -> Result<RunRe
         run_id: run_id.to_string(),
         scenario: p.loaded.scenario.name.clone(),
         scenario_file: p.loaded.path.clone(),
-        backend: "local",
+        backend,
         destination_path: p.store.destination_path.clone(),
         started_at,
         finished_at: jiff::Timestamp::now(),
@@ -416,20 +426,49 @@ async fn with_heartbeat<T>(work: impl std::future::Future<Output = T>, beat: imp
     }
 }
 
+/// For `backend: cnpg`: the CRDs are served, and drill objects left by earlier runs that have
+/// expired are swept first.
+async fn cluster_ready(client: &kube::Client, prepared: &[Prepared]) -> Result<(), Failure> {
+    let plugin = prepared.iter().any(|p| {
+        p.loaded.scenario.backend == BackendKind::Cnpg
+            && p.loaded.scenario.cnpg.recovery_path == crate::cnpg::manifest::RecoveryPath::Plugin
+    });
+    crate::k8s::require_crds(client, plugin)
+        .await
+        .map_err(Failure::error)?;
+    let swept = crate::k8s::cleanup::sweep(client, None, false)
+        .await
+        .map_err(|e| Failure::error(format!("sweeping expired drill objects: {e}")))?;
+    for s in swept {
+        eprintln!("swept {} {}/{} ({})", s.kind, s.namespace, s.name, s.why);
+    }
+    Ok(())
+}
+
 /// Runs every drill of the scenarios; Ctrl-C and SIGTERM tear the running drills down.
 pub async fn run(args: RunArgs) -> Result<i32, Failure> {
     let run_id = new_run_id();
     let mut prepared = Vec::new();
-    for loaded in load_all(&args.plan.files)? {
-        if loaded.scenario.backend == BackendKind::Cnpg {
-            return Err(Failure::usage(format!(
-                "{}: `run` with backend cnpg is not available yet; `pgdrill plan` prints its manifests, and backend: local runs the drill on this machine",
-                loaded.path.display()
-            )));
-        }
-        let id_prefix = format!("{run_id}-{}", prepared.len() + 1);
-        prepared.push(prepare(loaded, &args.plan, &id_prefix).await?);
+    let scenarios = load_all(&args.plan.files)?;
+    let mut kube = None;
+    if scenarios
+        .iter()
+        .any(|l| l.scenario.backend == BackendKind::Cnpg)
+    {
+        kube = Some(crate::k8s::client().await.map_err(Failure::error)?);
     }
+    for loaded in scenarios {
+        let id_prefix = format!("{run_id}-{}", prepared.len() + 1);
+        prepared.push(prepare(loaded, &args.plan, &id_prefix, &mut kube).await?);
+    }
+    let live = LiveDrills::default();
+    let uses_cnpg = prepared
+        .iter()
+        .any(|p| p.loaded.scenario.backend == BackendKind::Cnpg);
+    if uses_cnpg && let Some(client) = &kube {
+        cluster_ready(client, &prepared).await?;
+    }
+    let cluster = kube.as_ref().map(|c| (c, &live));
     let work = async {
         let mut reports = Vec::new();
         for p in prepared {
@@ -440,7 +479,7 @@ pub async fn run(args: RunArgs) -> Result<i32, Failure> {
                 .or_else(|| p.loaded.scenario.report.dir.clone())
                 .unwrap_or_else(|| PathBuf::from("pgdrill-reports"))
                 .join(format!("{}-{run_id}", p.loaded.scenario.name));
-            let report = run_scenario(p, &args, &run_id).await?;
+            let report = run_scenario(p, &args, &run_id, cluster).await?;
             // A report that cannot be written is a failed sink, not a lost run.
             let written = write_reports(&dir, &report, &formats).map_err(|e| e.message);
             reports.push((report, written));
@@ -449,10 +488,26 @@ pub async fn run(args: RunArgs) -> Result<i32, Failure> {
     };
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| Failure::error(format!("installing the SIGTERM handler: {e}")))?;
-    let reports = tokio::select! {
-        r = work => r?,
-        _ = tokio::signal::ctrl_c() => return Err(Failure::error("interrupted: running drills were torn down")),
-        _ = sigterm.recv() => return Err(Failure::error("terminated: running drills were torn down")),
+    let interrupted = tokio::select! {
+        r = work => Ok(r?),
+        _ = tokio::signal::ctrl_c() => Err("interrupted"),
+        _ = sigterm.recv() => Err("terminated"),
+    };
+    let reports = match interrupted {
+        Ok(reports) => reports,
+        Err(why) => {
+            // Local drills were torn down when their futures dropped; cluster objects need
+            // the API.
+            let mut problems = Vec::new();
+            if let Some(client) = &kube {
+                problems = live.teardown_all(client).await;
+            }
+            return Err(Failure::error(if problems.is_empty() {
+                format!("{why}: running drills were torn down")
+            } else {
+                format!("{why}: teardown incomplete: {}", problems.join("; "))
+            }));
+        }
     };
     for (report, written) in &reports {
         match args.plan.output {

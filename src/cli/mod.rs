@@ -2,6 +2,7 @@
 
 mod baseline;
 mod catalog;
+mod cleanup;
 mod demo;
 mod doctor;
 mod drills;
@@ -102,6 +103,18 @@ Examples:
   pgdrill schedule -f scenarios/ --dry-run
   pgdrill schedule -f weekly.yaml --concurrency 2 --metrics-file /var/lib/node_exporter/pgdrill.prom")]
     Schedule(schedule::ScheduleArgs),
+    /// Delete drill objects (backend cnpg) left by crashed runs (expired, or older than --older-than).
+    #[command(long_about = "\
+Delete what drills of the cnpg backend left in the cluster: scratch namespaces and, in fixed
+namespaces, drill Clusters with their PVCs, ObjectStores and copied Secrets. Only objects
+labelled app.kubernetes.io/managed-by=pgdrill are considered, and only once their
+pgdrill.io/expires-at annotation has passed (cnpg.ttl, default 6h) or, with --older-than, once
+they are older than that. Every `pgdrill run` with backend cnpg sweeps expired objects first.
+
+Examples:
+  pgdrill cleanup --dry-run
+  pgdrill cleanup --older-than 1h")]
+    Cleanup(cleanup::CleanupArgs),
     /// Record baselines: exact row counts on the live source.
     #[command(subcommand)]
     Baseline(baseline::BaselineCommand),
@@ -167,6 +180,7 @@ impl StoreArgs {
             region: self.region.clone(),
             block,
             secrets_dir: self.secrets_dir.clone(),
+            secret_values: None,
         })
     }
 }
@@ -220,6 +234,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Schema => drills::schema(),
         Command::Plan(args) => drills::plan_cmd(args).await,
         Command::Run(args) => drills::run(args).await,
+        Command::Cleanup(args) => cleanup::cleanup(args).await,
         Command::Baseline(cmd) => baseline::run(cmd).await,
         Command::Schedule(args) => schedule::schedule(args).await,
         Command::Demo(args) => demo::demo(args).await,

@@ -106,6 +106,7 @@ pub async fn schedule(args: ScheduleArgs) -> Result<i32, Failure> {
                     concurrency: 1,
                     skip_preflight: false,
                     keep_on_failure: false,
+                    connect: Default::default(),
                     work_dir: s.work_dir.clone(),
                     publish: s.publish.clone(),
                 };

@@ -51,6 +51,8 @@ pub struct DrillSpec {
     pub backup_size: Option<u64>,
     pub database: String,
     pub owner: String,
+    /// `enableSuperuserAccess`, to verify as `postgres`.
+    pub superuser: bool,
     pub expires_at: jiff::Timestamp,
 }
 
@@ -59,6 +61,9 @@ pub struct Manifests {
     pub namespace: Option<Namespace>,
     pub object_store: Option<ObjectStore>,
     pub cluster: Cluster,
+    /// The credential Secrets to copy into the drill's namespace: `(source name, copy name)`.
+    #[serde(skip)]
+    pub secret_copies: Vec<(String, String)>,
 }
 
 impl Manifests {
@@ -157,6 +162,12 @@ pub fn build(spec: &DrillSpec) -> Manifests {
     };
     let mut store = spec.store.clone();
     store.server_name = None;
+    // In a scratch namespace the copies keep their names; in a shared one they carry the
+    // cluster's name, so drills never collide with each other or with the namespace's own.
+    let secret_copies = store.rename_secrets(|name| match &spec.isolation {
+        Isolation::ScratchNamespace => name.to_string(),
+        Isolation::Fixed(_) => dns_label(&format!("{cluster_name}-{name}")),
+    });
     let (external, object_store) = match spec.path {
         RecoveryPath::Plugin => {
             let os_name = dns_label(&format!("{cluster_name}-source"));
@@ -210,7 +221,7 @@ pub fn build(spec: &DrillSpec) -> Manifests {
         spec: ClusterSpec {
             instances: Some(1),
             image_name: image,
-            enable_superuser_access: None,
+            enable_superuser_access: spec.superuser.then_some(true),
             storage: Some(Storage {
                 size: Some(
                     spec.storage_size
@@ -245,6 +256,7 @@ pub fn build(spec: &DrillSpec) -> Manifests {
         namespace,
         object_store,
         cluster,
+        secret_copies,
     }
 }
 

@@ -2,5 +2,6 @@
 //! cluster for either recovery path, and the safety check every manifest passes before apply.
 
 pub mod manifest;
+pub mod plan;
 pub mod safety;
 pub mod types;

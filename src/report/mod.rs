@@ -65,7 +65,7 @@ pub struct DrillReport {
     pub durations: Durations,
     pub checks: Vec<Check>,
     /// Where a failed drill's server was kept (`keepOnFailure`).
-    pub kept_at: Option<PathBuf>,
+    pub kept_at: Option<String>,
 }
 
 impl DrillReport {

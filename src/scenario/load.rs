@@ -73,6 +73,28 @@ pub fn load_with(path: &Path, with_baseline: bool) -> Result<Loaded, String> {
             scenario.api_version
         ));
     }
+    let src = &scenario.source;
+    match (&src.barman_object_store, &src.cluster) {
+        (Some(_), None) | (None, Some(_)) => {}
+        (Some(_), Some(_)) => {
+            return Err(format!(
+                "{}: source: expected one of barmanObjectStore or cluster, found both",
+                path.display()
+            ));
+        }
+        (None, None) => {
+            return Err(format!(
+                "{}: source: expected barmanObjectStore (the archive) or cluster ({{namespace, name}} of a live CNPG Cluster)",
+                path.display()
+            ));
+        }
+    }
+    if src.secrets_dir.is_some() && (src.secrets_namespace.is_some() || src.cluster.is_some()) {
+        return Err(format!(
+            "{}: source.secretsDir: not with source.cluster or source.secretsNamespace (Secrets come from the cluster then)",
+            path.display()
+        ));
+    }
     if scenario.targets.is_empty() {
         return Err(format!(
             "{}: targets: at least one target is required",
@@ -127,13 +149,12 @@ impl Loaded {
         self.path.parent().unwrap_or(Path::new(".")).join(p)
     }
 
-    /// How to reach the archive: the CNPG block, with Secrets from `secretsDir`.
-    pub fn store_spec(&self) -> crate::store::StoreSpec {
-        let block = &self.scenario.source.barman_object_store;
-        crate::store::StoreSpec {
+    /// How to reach the archive when the file gives the block (not for `source.cluster`),
+    /// with Secrets from `secretsDir`.
+    pub fn store_spec(&self) -> Option<crate::store::StoreSpec> {
+        let block = self.scenario.source.barman_object_store.as_ref()?;
+        Some(crate::store::StoreSpec {
             destination_path: block.destination_path.clone(),
-            endpoint_url: None,
-            region: None,
             block: Some(block.clone()),
             secrets_dir: self
                 .scenario
@@ -141,7 +162,14 @@ impl Loaded {
                 .secrets_dir
                 .as_deref()
                 .map(|d| self.relative(d)),
-        }
+            ..Default::default()
+        })
+    }
+
+    /// True when reading the source needs the Kubernetes API.
+    pub fn source_needs_kubernetes(&self) -> bool {
+        let src = &self.scenario.source;
+        src.cluster.is_some() || src.secrets_namespace.is_some()
     }
 }
 

@@ -50,14 +50,32 @@ pub struct Scenario {
     pub schedule: Option<Spanned<CronText>>,
 }
 
-/// The archive, as in a CNPG Cluster's `barmanObjectStore` (paste it as is).
+/// Where the backups are: a `barmanObjectStore` block (as in a CNPG Cluster, pasted as is), or
+/// a live Cluster whose archive settings pgdrill reads through the Kubernetes API.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Source {
-    pub barman_object_store: BarmanObjectStore,
+    #[serde(default)]
+    pub barman_object_store: Option<BarmanObjectStore>,
+    /// A live CNPG Cluster: its ObjectStore (plugin) or `spec.backup.barmanObjectStore`, its
+    /// serverName, image and storage; the credential Secrets are read from its namespace.
+    #[serde(default)]
+    pub cluster: Option<ClusterRef>,
     /// Directory of mounted Secrets (`<dir>/<secret>/<key>`) for the credential references.
     #[serde(default)]
     pub secrets_dir: Option<PathBuf>,
+    /// Namespace whose Secrets the credential references name, read through the Kubernetes
+    /// API (backend `cnpg` copies them into the drill's namespace).
+    #[serde(default)]
+    pub secrets_namespace: Option<String>,
+}
+
+/// A CNPG Cluster by namespace and name.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterRef {
+    pub namespace: String,
+    pub name: String,
 }
 
 /// `all`, a list of names, or `{pattern: "app-v*"}`.
@@ -229,6 +247,10 @@ pub struct CnpgSettings {
     pub database: String,
     #[serde(default = "app")]
     pub owner: String,
+    /// Enable the superuser and verify as `postgres` (reads `<cluster>-superuser`); by default
+    /// checks run as the database owner from `<cluster>-app`.
+    #[serde(default)]
+    pub enable_superuser_access: bool,
     /// How long drill objects live before `cleanup` may sweep them.
     #[serde(default = "six_hours")]
     #[schemars(with = "String")]
@@ -244,6 +266,7 @@ impl Default for CnpgSettings {
             storage_size: None,
             database: app(),
             owner: app(),
+            enable_superuser_access: false,
             ttl: six_hours(),
         }
     }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::location::Provider;
-use super::{Location, StoreError, StoreSpec, config::SecretsDir};
+use super::{Location, StoreError, StoreSpec};
 
 /// Arguments barman-cloud takes before `<destinationPath> <serverName>`.
 pub fn barman_args(spec: &StoreSpec) -> Result<Vec<String>, StoreError> {
@@ -30,9 +30,8 @@ pub fn barman_env(spec: &StoreSpec, scratch: &Path) -> Result<Vec<(String, Strin
         env.extend(region.map(|r| ("AWS_DEFAULT_REGION".to_string(), r)));
         return Ok(env);
     };
-    let dir = spec.secrets_dir.as_deref();
     let read = |sel: &Option<super::config::SecretKeySelector>| {
-        sel.as_ref().map(|s| SecretsDir::read(dir, s)).transpose()
+        sel.as_ref().map(|s| spec.read_secret(s)).transpose()
     };
     let secret_region = match &block.s3_credentials {
         Some(c) => read(&c.region)?,

@@ -83,6 +83,73 @@ pub struct BarmanObjectStore {
     pub history_tags: Option<BTreeMap<String, String>>,
 }
 
+impl BarmanObjectStore {
+    /// Every Secret key the block references (credentials and the endpoint CA).
+    pub fn secret_refs(&self) -> Vec<&SecretKeySelector> {
+        let mut out: Vec<&SecretKeySelector> = Vec::new();
+        if let Some(c) = &self.s3_credentials {
+            out.extend(
+                [
+                    &c.access_key_id,
+                    &c.secret_access_key,
+                    &c.region,
+                    &c.session_token,
+                ]
+                .into_iter()
+                .flatten(),
+            );
+        }
+        if let Some(c) = &self.azure_credentials {
+            out.extend(
+                [
+                    &c.connection_string,
+                    &c.storage_account,
+                    &c.storage_key,
+                    &c.storage_sas_token,
+                ]
+                .into_iter()
+                .flatten(),
+            );
+        }
+        if let Some(c) = &self.google_credentials {
+            out.extend(c.application_credentials.iter());
+        }
+        out.extend(self.endpoint_ca.iter());
+        out
+    }
+
+    /// Renames every referenced Secret with `rename`; returns `(old, new)` pairs, once each.
+    pub fn rename_secrets(&mut self, rename: impl Fn(&str) -> String) -> Vec<(String, String)> {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        let mut apply = |sel: &mut Option<SecretKeySelector>| {
+            if let Some(s) = sel {
+                let new = rename(&s.name);
+                if !pairs.iter().any(|(old, _)| *old == s.name) {
+                    pairs.push((s.name.clone(), new.clone()));
+                }
+                s.name = new;
+            }
+        };
+        if let Some(c) = &mut self.s3_credentials {
+            apply(&mut c.access_key_id);
+            apply(&mut c.secret_access_key);
+            apply(&mut c.region);
+            apply(&mut c.session_token);
+        }
+        if let Some(c) = &mut self.azure_credentials {
+            apply(&mut c.connection_string);
+            apply(&mut c.storage_account);
+            apply(&mut c.storage_key);
+            apply(&mut c.storage_sas_token);
+        }
+        if let Some(c) = &mut self.google_credentials {
+            apply(&mut c.application_credentials);
+        }
+        apply(&mut self.endpoint_ca);
+        pairs
+    }
+}
+
 /// Resolves Secret keys. Outside Kubernetes, Secrets are read from a directory laid out as
 /// Kubernetes mounts them (`<dir>/<secret name>/<key>`).
 #[derive(Clone, Debug)]
@@ -100,6 +167,8 @@ pub enum SecretError {
     },
     #[error("secret {name:?} key {key:?} is referenced but no --secrets-dir was given")]
     NoSource { name: String, key: String },
+    #[error("secret {name:?} has no key {key:?} (or the Secret does not exist)")]
+    NotInSecret { name: String, key: String },
 }
 
 impl SecretsDir {

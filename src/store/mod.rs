@@ -27,7 +27,13 @@ pub struct StoreSpec {
     /// The CNPG-shaped block, when credentials come from Secrets rather than the environment.
     pub block: Option<BarmanObjectStore>,
     pub secrets_dir: Option<PathBuf>,
+    /// Secret values read through the Kubernetes API (`name → key → value`); consulted before
+    /// `secrets_dir`.
+    pub secret_values: Option<Arc<SecretValues>>,
 }
+
+/// Secret contents by Secret name, then key.
+pub type SecretValues = BTreeMap<String, BTreeMap<String, String>>;
 
 /// An opened store and the key prefix under which lineages sit.
 #[derive(Clone, Debug)]
@@ -95,9 +101,27 @@ impl StoreSpec {
         sel: &Option<config::SecretKeySelector>,
     ) -> Result<Option<String>, StoreError> {
         sel.as_ref()
-            .map(|s| SecretsDir::read(self.secrets_dir.as_deref(), s))
+            .map(|s| self.read_secret(s))
             .transpose()
             .map_err(Into::into)
+    }
+
+    /// One Secret key: from the values read through the API, else the mounted-Secret folder.
+    pub fn read_secret(
+        &self,
+        selector: &config::SecretKeySelector,
+    ) -> Result<String, config::SecretError> {
+        if let Some(values) = &self.secret_values {
+            return values
+                .get(&selector.name)
+                .and_then(|keys| keys.get(&selector.key))
+                .cloned()
+                .ok_or_else(|| config::SecretError::NotInSecret {
+                    name: selector.name.clone(),
+                    key: selector.key.clone(),
+                });
+        }
+        SecretsDir::read(self.secrets_dir.as_deref(), selector)
     }
 
     /// `--endpoint-url`, else the block's `endpointURL`.
