@@ -43,7 +43,7 @@ pub struct CnpgContext {
 /// A recovered server, whichever backend made it.
 enum Provisioned {
     Local(ScratchServer),
-    Cnpg(CnpgServer),
+    Cnpg(Box<CnpgServer>),
 }
 
 impl Provisioned {
@@ -72,7 +72,7 @@ impl Provisioned {
     fn keep(self) -> String {
         match self {
             Provisioned::Local(s) => s.keep().display().to_string(),
-            Provisioned::Cnpg(s) => s.keep(),
+            Provisioned::Cnpg(s) => (*s).keep(),
         }
     }
 
@@ -82,7 +82,7 @@ impl Provisioned {
                 s.teardown();
                 Ok(())
             }
-            Provisioned::Cnpg(s) => s.teardown().await,
+            Provisioned::Cnpg(s) => (*s).teardown().await,
         }
     }
 }
@@ -165,7 +165,7 @@ async fn provision(
     };
     crate::backend::cnpg::recover(&request)
         .await
-        .map(Provisioned::Cnpg)
+        .map(|s| Provisioned::Cnpg(Box::new(s)))
 }
 
 fn report(plan: &DrillPlan) -> DrillReport {

@@ -1,0 +1,427 @@
+//! The `cnpg` backend against the Kubernetes API simulator (real HTTP, the real kube client
+//! through a kubeconfig) and a simulated CNPG operator that restores for real (barman-cloud,
+//! PostgreSQL) from a real sandbox archive on S3 (moto).
+
+mod cnpgsim;
+mod common;
+mod kubesim;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use cnpgsim::{Operator, OperatorOptions};
+use common::*;
+use kubesim::{KubeSim, ResourceKey, SimOptions, Store};
+use serde_json::{Value, json};
+
+const PLUGIN: &str = "barman-cloud.cloudnative-pg.io";
+
+/// pgdrill with the simulator's kubeconfig, in a scratch folder (reports land there).
+fn pgdrill_k(sim: &KubeSim, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pgdrill"))
+        .args(args)
+        .current_dir(sim.dir())
+        .env("KUBECONFIG", &sim.kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env("PGDRILL_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn secret(ns: &str, name: &str, data: &[(&str, &str)]) -> Value {
+    let s = k8s_openapi::api::core::v1::Secret {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(ns.into()),
+            ..Default::default()
+        },
+        data: Some(
+            data.iter()
+                .map(|(k, v)| (k.to_string(), k8s_openapi::ByteString(v.as_bytes().to_vec())))
+                .collect(),
+        ),
+        ..Default::default()
+    };
+    let mut v = serde_json::to_value(s).unwrap();
+    v["apiVersion"] = json!("v1");
+    v["kind"] = json!("Secret");
+    v
+}
+
+fn namespace(name: &str, labels: Value, annotations: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Namespace",
+           "metadata": {"name": name, "labels": labels, "annotations": annotations}})
+}
+
+/// The sandbox's archive as a live source: namespace `prod` with the credentials Secret, an
+/// ObjectStore and a Cluster `app` archiving to lineage app-v1 through the plugin.
+fn seed_source(store: &Store, sb: &Sandbox) {
+    let secrets = sb.dir.path().join("secrets/sandbox-s3");
+    let read = |k: &str| std::fs::read_to_string(secrets.join(k)).unwrap();
+    let (id, key) = (read("ACCESS_KEY_ID"), read("ACCESS_SECRET_KEY"));
+    store.create(&ResourceKey::namespaces(), namespace("prod", json!({}), json!({}))).unwrap();
+    store
+        .create(
+            &ResourceKey::secrets(),
+            secret("prod", "sandbox-s3", &[("ACCESS_KEY_ID", &id), ("ACCESS_SECRET_KEY", &key)]),
+        )
+        .unwrap();
+    let config = json!({
+        "destinationPath": sb.var("PGDRILL_DESTINATION_PATH"),
+        "endpointURL": sb.var("PGDRILL_ENDPOINT_URL"),
+        "s3Credentials": {
+            "accessKeyId": {"name": "sandbox-s3", "key": "ACCESS_KEY_ID"},
+            "secretAccessKey": {"name": "sandbox-s3", "key": "ACCESS_SECRET_KEY"}},
+        "wal": {"compression": "gzip"},
+    });
+    store
+        .create(
+            &ResourceKey::object_stores(),
+            json!({"apiVersion": "barmancloud.cnpg.io/v1", "kind": "ObjectStore",
+                   "metadata": {"name": "sandbox-store", "namespace": "prod"},
+                   "spec": {"configuration": config}}),
+        )
+        .unwrap();
+    store
+        .create(
+            &ResourceKey::cnpg_clusters(),
+            json!({"apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster",
+                   "metadata": {"name": "app", "namespace": "prod"},
+                   "spec": {"instances": 1, "storage": {"size": "1Gi"},
+                            "plugins": [{"name": PLUGIN, "isWALArchiver": true,
+                                         "parameters": {"barmanObjectName": "sandbox-store", "serverName": "app-v1"}}]}}),
+        )
+        .unwrap();
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn labelled_pgdrill(store: &Store, res: &ResourceKey) -> Vec<String> {
+    store
+        .list(res, None)
+        .into_iter()
+        .filter(|o| o["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "pgdrill")
+        .map(|o| format!("{}/{}", o["metadata"]["namespace"].as_str().unwrap_or(""), o["metadata"]["name"].as_str().unwrap_or("")))
+        .collect()
+}
+
+/// Nothing of any drill is left: no drill namespace, Cluster, ObjectStore, Secret or PVC.
+fn assert_clean(store: &Store) {
+    let ok = store.wait_for(Duration::from_secs(10), |s| {
+        [ResourceKey::namespaces(), ResourceKey::cnpg_clusters(), ResourceKey::object_stores(), ResourceKey::secrets()]
+            .iter()
+            .all(|r| labelled_pgdrill(s, r).is_empty())
+            && s.list(&ResourceKey::pvcs(), None).is_empty()
+    });
+    assert!(
+        ok,
+        "drill objects left: namespaces {:?} clusters {:?} secrets {:?} pvcs {:?}",
+        labelled_pgdrill(store, &ResourceKey::namespaces()),
+        labelled_pgdrill(store, &ResourceKey::cnpg_clusters()),
+        labelled_pgdrill(store, &ResourceKey::secrets()),
+        store.list(&ResourceKey::pvcs(), None).len()
+    );
+}
+
+fn drill<'a>(report: &'a Value, target: &str) -> &'a Value {
+    report["drills"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["target"] == target)
+        .unwrap_or_else(|| panic!("no drill {target}: {report}"))
+}
+
+fn count(d: &Value, table: &str) -> (String, String) {
+    let c = d["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == format!("rows in {table}"))
+        .unwrap_or_else(|| panic!("no count of {table}: {d}"));
+    (c["expected"].as_str().unwrap().into(), c["actual"].as_str().unwrap().into())
+}
+
+/// Full-recovery job pods the operator created over the simulator's life.
+fn recovery_pods_created(store: &Store) -> usize {
+    store
+        .history()
+        .iter()
+        .filter(|e| matches!(e.kind, kubesim::EventKind::Added))
+        .filter(|e| e.object["metadata"]["labels"]["cnpg.io/jobRole"] == "full-recovery")
+        .count()
+}
+
+#[test]
+fn cnpg_drills_restore_verify_and_tear_down_on_the_simulator() {
+    let sb = Sandbox::up("s3");
+    let sim = KubeSim::start(SimOptions::default());
+    let operator = Operator::start(sim.store.clone(), OperatorOptions::default());
+    seed_source(&sim.store, &sb);
+    sb.cmd(&["backup"]);
+    sb.cmd(&["workload", "--batches", "2", "--rows", "300", "--interval-ms", "1100"]);
+    sb.cmd(&["backup"]);
+    let dir = sb.dir.path();
+    let scenario = write(
+        dir,
+        "cnpg.yaml",
+        "apiVersion: pgdrill/v1\nname: cnpg\nsource:\n  cluster: {namespace: prod, name: app}\n\
+         lineages: [app-v1]\nbackend: cnpg\ncnpg:\n  enableSuperuserAccess: true\n\
+         targets:\n  - latest\n  - baseline: before-batch-3\nchecks:\n  baseline: baseline.json\n\
+         timeouts: {restore: 5m, recovery: 5m}\n",
+    );
+    let url = sb.var("PGDRILL_SOURCE_URL");
+    let out = pgdrill_env(
+        &["baseline", "record", "-f", scenario.to_str().unwrap(), "--name", "before-batch-3", "--restore-point", "--switch-wal"],
+        &[("PGDRILL_SOURCE_URL", &url), ("KUBECONFIG", sim.kubeconfig.to_str().unwrap())],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    sb.cmd(&["workload", "--batches", "2", "--rows", "300", "--interval-ms", "1100"]);
+
+    // A namespace a crashed run left hours ago, and a fresh one another run is using.
+    let expired = json!({"pgdrill.io/expires-at": "2026-01-01T00:00:00Z"});
+    let managed = json!({"app.kubernetes.io/managed-by": "pgdrill", "pgdrill.io/drill-id": "old"});
+    sim.store.create(&ResourceKey::namespaces(), namespace("pgdrill-crashed", managed.clone(), expired)).unwrap();
+    sim.store.create(&ResourceKey::pvcs(), json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "drill-x-1", "namespace": "pgdrill-crashed", "labels": {"cnpg.io/cluster": "drill-x"}}})).unwrap();
+
+    // latest and PITR to the baseline, through the plugin, from the live Cluster.
+    let reports = dir.join("reports");
+    let out = pgdrill_k(&sim, &["run", "-f", scenario.to_str().unwrap(), "--output", "json", "--report-dir", reports.to_str().unwrap()]);
+    let err = stderr(&out);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(out.status.code(), Some(0), "{err}\n{report}");
+    assert!(err.contains("swept Namespace pgdrill-crashed/pgdrill-crashed"), "{err}");
+    assert!(err.contains("CNPG: Setting up primary"), "progress shows CNPG's phase: {err}");
+    assert_eq!(report["backend"], "cnpg");
+    let latest = drill(&report, "latest");
+    assert_eq!(latest["verdict"], "pass", "{latest}");
+    assert_eq!(count(latest, "public.accounts"), (">= 600".into(), "1200".into()));
+    let exact = drill(&report, "baseline:before-batch-3");
+    assert_eq!(exact["verdict"], "pass", "{exact}");
+    assert_eq!(count(exact, "public.accounts"), ("600".into(), "600".into()));
+    assert_eq!(count(exact, "public.events"), ("1200".into(), "1200".into()));
+    // Where recovery ended came from the full-recovery pod's log.
+    assert!(latest["recovery"]["redo_done"].is_string(), "{latest}");
+    assert!(exact["recovery"]["stop_reason"].as_str().unwrap_or("").starts_with("recovery stopping"), "{exact}");
+    assert_clean(&sim.store);
+    // The drill Clusters were applied with an explicit serverName and no archiving.
+    let applied: Vec<Value> = sim.store.history().into_iter()
+        .filter(|e| e.res.plural == "clusters" && matches!(e.kind, kubesim::EventKind::Added))
+        .map(|e| e.object)
+        .filter(|o| o["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "pgdrill")
+        .collect();
+    assert_eq!(applied.len(), 2);
+    for c in &applied {
+        assert_eq!(c["spec"]["externalClusters"][0]["plugin"]["parameters"]["serverName"], "app-v1");
+        assert!(c["spec"]["backup"].is_null() && c["spec"]["plugins"].is_null(), "{c}");
+    }
+
+    // In-tree recovery in a fixed namespace, Secrets read from `prod`, a target past the
+    // archive: PostgreSQL's FATAL in the pod log decides, at the first failed attempt.
+    sim.store.create(&ResourceKey::namespaces(), namespace("drills", json!({}), json!({}))).unwrap();
+    let past = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)).to_string();
+    let intree = write(
+        dir,
+        "intree.yaml",
+        &format!(
+            "apiVersion: pgdrill/v1\nname: intree\nsource:\n  barmanObjectStore:\n    destinationPath: {}\n    endpointURL: {}\n    \
+             s3Credentials:\n      accessKeyId: {{name: sandbox-s3, key: ACCESS_KEY_ID}}\n      secretAccessKey: {{name: sandbox-s3, key: ACCESS_SECRET_KEY}}\n  \
+             secretsNamespace: prod\nlineages: [app-v1]\nbackend: cnpg\ncnpg: {{recoveryPath: inTree, namespace: drills, enableSuperuserAccess: true}}\n\
+             targets:\n  - time: \"{past}\"\n",
+            sb.var("PGDRILL_DESTINATION_PATH"),
+            sb.var("PGDRILL_ENDPOINT_URL")
+        ),
+    );
+    let before = recovery_pods_created(&sim.store);
+    let out = pgdrill_k(&sim, &["run", "-f", intree.to_str().unwrap(), "--output", "json", "--skip-preflight", "--report-dir", reports.to_str().unwrap()]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(out.status.code(), Some(1), "{}\n{report}", stderr(&out));
+    let d = &report["drills"][0];
+    assert_eq!(d["verdict"], "fail");
+    assert_eq!(d["cause"], "target_beyond_archive", "{d}");
+    let evidence = d["evidence"].as_str().unwrap();
+    assert!(evidence.contains("recovery ended before configured recovery target was reached") && evidence.contains("full-recovery"), "{evidence}");
+    let attempts = recovery_pods_created(&sim.store) - before;
+    assert!((1..=2).contains(&attempts), "pgdrill stops CNPG's retries at the first decisive failure; saw {attempts} attempts");
+    assert_clean(&sim.store);
+    assert!(sim.store.get(&ResourceKey::namespaces(), None, "drills").is_some(), "a fixed namespace is not deleted");
+
+    // Without preflight skipped, the same target is refused before anything is applied.
+    let applied_before = sim.store.history().iter().filter(|e| e.res.plural == "clusters").count();
+    let out = pgdrill_k(&sim, &["run", "-f", intree.to_str().unwrap(), "--output", "json", "--report-dir", reports.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json(&out)["drills"][0]["cause"], "target_beyond_archive");
+    assert_eq!(sim.store.history().iter().filter(|e| e.res.plural == "clusters").count(), applied_before);
+
+    // RBAC: every request the backend made is granted by deploy/, and nothing granted is unused.
+    check_rbac(&sim.store);
+    drop(operator);
+}
+
+/// (verb, apiGroup, resource[/subresource]) the backend used, from the simulator's log. A
+/// server-side apply that created an object needed `create` as well as `patch`.
+fn used_permissions(store: &Store) -> std::collections::BTreeSet<(String, String, String)> {
+    let mut used = std::collections::BTreeSet::new();
+    for r in store.requests() {
+        let res = match &r.subresource {
+            Some(sub) => format!("{}/{sub}", r.resource),
+            None => r.resource.clone(),
+        };
+        used.insert((r.verb.clone(), r.api_group.clone(), res.clone()));
+        if r.verb == "patch" && r.code == 201 {
+            used.insert(("create".into(), r.api_group.clone(), res));
+        }
+    }
+    used
+}
+
+fn granted_permissions() -> std::collections::BTreeSet<(String, String, String)> {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/base/rbac.yaml")).unwrap();
+    let mut granted = std::collections::BTreeSet::new();
+    for doc in text.split("\n---") {
+        let Ok(v) = serde_saphyr::from_str::<Value>(doc) else { continue };
+        if v["kind"] != "ClusterRole" {
+            continue;
+        }
+        for rule in v["rules"].as_array().unwrap() {
+            for g in rule["apiGroups"].as_array().unwrap() {
+                for r in rule["resources"].as_array().unwrap() {
+                    for verb in rule["verbs"].as_array().unwrap() {
+                        granted.insert((verb.as_str().unwrap().into(), g.as_str().unwrap().into(), r.as_str().unwrap().into()));
+                    }
+                }
+            }
+        }
+    }
+    granted
+}
+
+fn check_rbac(store: &Store) {
+    let used = used_permissions(store);
+    let granted = granted_permissions();
+    let missing: Vec<_> = used.difference(&granted).collect();
+    assert!(missing.is_empty(), "used but not granted by deploy/base/rbac.yaml: {missing:?}");
+    // Granted for the in-cluster CronJob's own needs, exercised elsewhere; and `get` on
+    // pods/portforward, which API servers before 1.31 check for the websocket upgrade.
+    let elsewhere = [
+        ("get", "", "pods/portforward"),
+        ("create", "", "events"),
+        ("get", "", "configmaps"),
+        ("create", "", "configmaps"),
+        ("update", "", "configmaps"),
+        ("list", "", "secrets"),
+        ("list", "barmancloud.cnpg.io", "objectstores"),
+        ("list", "", "events"),
+    ];
+    let unused: Vec<_> = granted
+        .difference(&used)
+        .filter(|(v, g, r)| !elsewhere.contains(&(v.as_str(), g.as_str(), r.as_str())))
+        .collect();
+    assert!(unused.is_empty(), "granted but never used (not minimal): {unused:?}");
+}
+
+/// A pgdrill run in the background, stopped with SIGTERM once `ready` holds.
+fn sigterm_when(sim: &KubeSim, file: &Path, ready: impl Fn(&Store) -> bool) -> Output {
+    let child = Command::new(env!("CARGO_BIN_EXE_pgdrill"))
+        .args(["run", "-f", file.to_str().unwrap(), "--output", "json"])
+        .current_dir(file.parent().unwrap())
+        .env("KUBECONFIG", &sim.kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    assert!(sim.store.wait_for(Duration::from_secs(60), &ready), "the drill never got there");
+    Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    let started = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(60));
+    out
+}
+
+#[test]
+fn sigterm_mid_restore_tears_down_and_failures_are_reported_as_cnpg_shows_them() {
+    // A small archive on disk is enough: these drills stop before or during the restore.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("archive");
+    let info = backup_info("000000010000000000000002", "000000010000000000000002",
+        "2026-01-01 10:00:00+00:00", "2026-01-01 10:05:00+00:00", "");
+    put(&root, "app-v1/base/20260101T100000/backup.info", info.as_bytes());
+    for name in wal_range(1, 2, 4) {
+        put_wal(&root, "app-v1", &name, ".gz");
+    }
+    let scenario = |name: &str, extra: &str| {
+        write(dir.path(), &format!("{name}.yaml"), &format!(
+            "apiVersion: pgdrill/v1\nname: {name}\nsource:\n  barmanObjectStore:\n    destinationPath: file://{}\n\
+             backend: cnpg\ntargets: [latest]\n{extra}",
+            root.display()
+        ))
+    };
+    let sim = KubeSim::start(SimOptions::default());
+
+    // SIGTERM while CNPG is restoring: the scratch namespace and all in it are deleted.
+    let slow = Operator::start(sim.store.clone(), OperatorOptions { restore_delay: Duration::from_secs(30), ..Default::default() });
+    let file = scenario("sigterm", "");
+    let out = sigterm_when(&sim, &file, |s| {
+        s.list(&ResourceKey::pods(), None).iter().any(|p| p["metadata"]["labels"]["cnpg.io/jobRole"] == "full-recovery")
+            || s.list(&ResourceKey::cnpg_clusters(), None).iter().any(|c| c["status"]["phase"] == "Setting up primary")
+    });
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("terminated: running drills were torn down"), "{}", stderr(&out));
+    assert_clean(&sim.store);
+    drop(slow);
+
+    // Never ready: the deadline, with CNPG's last phase as evidence.
+    let stuck = Operator::start(sim.store.clone(), OperatorOptions { never_ready: true, ..Default::default() });
+    let file = scenario("stuck", "timeouts: {restore: 2s, recovery: 2s}\n");
+    let out = pgdrill_k(&sim, &["run", "-f", file.to_str().unwrap(), "--output", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let d = &json(&out)["drills"][0];
+    assert_eq!(d["cause"], "recovery_timeout", "{d}");
+    assert!(d["evidence"].as_str().unwrap().contains("Setting up primary"), "{d}");
+    assert_clean(&sim.store);
+    drop(stuck);
+
+    // A plugin the operator does not know: CNPG's phase, an error (not the backup's fault).
+    let no_plugin = Operator::start(sim.store.clone(), OperatorOptions { known_plugins: vec![], ..Default::default() });
+    let file = scenario("noplugin", "");
+    let out = pgdrill_k(&sim, &["run", "-f", file.to_str().unwrap(), "--output", "json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let d = &json(&out)["drills"][0];
+    assert_eq!(d["verdict"], "error", "{d}");
+    assert!(d["evidence"].as_str().unwrap().contains("unknown plugin"), "{d}");
+    assert_clean(&sim.store);
+    drop(no_plugin);
+
+    // `pgdrill cleanup`: expired objects only, unless --older-than says otherwise.
+    let managed = json!({"app.kubernetes.io/managed-by": "pgdrill", "pgdrill.io/drill-id": "x"});
+    sim.store.create(&ResourceKey::namespaces(), namespace("pgdrill-old", managed.clone(), json!({"pgdrill.io/expires-at": "2026-01-01T00:00:00Z"}))).unwrap();
+    sim.store.create(&ResourceKey::namespaces(), namespace("pgdrill-fresh", managed.clone(), json!({"pgdrill.io/expires-at": "2999-01-01T00:00:00Z"}))).unwrap();
+    sim.store.create(&ResourceKey::namespaces(), namespace("unrelated", json!({}), json!({"pgdrill.io/expires-at": "2026-01-01T00:00:00Z"}))).unwrap();
+    let dry = pgdrill_k(&sim, &["cleanup", "--dry-run"]);
+    assert!(stdout(&dry).contains("would delete Namespace pgdrill-old") && !stdout(&dry).contains("fresh"), "{}", stdout(&dry));
+    assert!(sim.store.get(&ResourceKey::namespaces(), None, "pgdrill-old").is_some());
+    let out = pgdrill_k(&sim, &["cleanup"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(sim.store.wait_for(Duration::from_secs(5), |s| s.get(&ResourceKey::namespaces(), None, "pgdrill-old").is_none()));
+    assert!(sim.store.get(&ResourceKey::namespaces(), None, "pgdrill-fresh").is_some());
+    let out = pgdrill_k(&sim, &["cleanup", "--older-than", "0s", "--output", "json"]);
+    assert_eq!(json(&out)["swept"][0]["name"], "pgdrill-fresh");
+    assert!(sim.store.wait_for(Duration::from_secs(5), |s| s.get(&ResourceKey::namespaces(), None, "pgdrill-fresh").is_none()));
+    assert!(sim.store.get(&ResourceKey::namespaces(), None, "unrelated").is_some(), "only pgdrill's objects are swept");
+
+    // No CNPG CRD: an error before anything is created, exit 2.
+    let bare = KubeSim::start(SimOptions { cnpg_crds_installed: false, ..SimOptions::default() });
+    let file = scenario("nocrd", "");
+    let out = pgdrill_k(&bare, &["run", "-f", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("CloudNativePG is not installed"), "{}", stderr(&out));
+    assert!(labelled_pgdrill(&bare.store, &ResourceKey::namespaces()).is_empty());
+}
