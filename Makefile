@@ -22,7 +22,9 @@ schema:
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --locked --all-targets -- -D warnings
-	if command -v shellcheck >/dev/null; then shellcheck scripts/*.sh .ci/run; else echo "shellcheck not installed: skipped"; fi
+	bin=$$(bash ci/lint-tools.sh) && \
+	  "$$bin/shellcheck" scripts/*.sh kind/*.sh ci/*.sh .ci/run && \
+	  "$$bin/actionlint" -shellcheck "$$bin/shellcheck" ci/github/*.yml
 
 bench:
 	bash scripts/bench-catalog.sh

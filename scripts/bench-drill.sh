@@ -46,7 +46,7 @@ $(sed -n '/^  barmanObjectStore:/,/^  secretsDir:/p' "$sbx/drill.yaml" | sed "s#
 lineages: [app-v1]
 targets: [latest]
 checks:
-  tables: [$(echo "$tables" | sed 's/ /, /g')]
+  tables: [${tables// /, }]
   counts: {latest: report, pointInTime: report}
 report: {formats: [json]}
 YAML

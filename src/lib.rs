@@ -21,6 +21,7 @@ pub mod sandbox;
 pub mod scenario;
 pub mod schedule;
 pub mod source;
+pub mod status_server;
 pub mod store;
 pub mod tools;
 pub mod verify;

@@ -201,3 +201,104 @@ async fn a_fire_still_queued_at_shutdown_never_starts() {
     assert_eq!(started.len(), 1, "{started:?}");
     assert_eq!(done.lock().unwrap().len(), 1);
 }
+
+/// GET over plain HTTP/1.0; returns (status line, body).
+fn http_get(addr: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (
+        head.lines().next().unwrap_or("").to_string(),
+        body.to_string(),
+    )
+}
+
+#[test]
+fn the_scheduler_serves_health_and_the_last_results_as_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("archive");
+    let info = "begin_time=2026-01-01 10:00:00+00:00\nbegin_wal=000000010000000000000002\n\
+                end_time=2026-01-01 10:05:00+00:00\nend_wal=000000010000000000000002\nstatus=DONE\n\
+                timeline=1\nversion=150000\n";
+    let write = |rel: &str, body: &[u8]| {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+    };
+    write("app-v1/base/20260101T100000/backup.info", info.as_bytes());
+    for seg in 2..=4 {
+        write(
+            &format!("app-v1/wals/0000000100000000/00000001000000000000000{seg}"),
+            b"x",
+        );
+    }
+    // Every second; the target is past the archive, so each run fails at preflight at once.
+    let scenario = dir.path().join("every-second.yaml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "apiVersion: pgdrill/v1\nname: every-second\nsource:\n  barmanObjectStore:\n    destinationPath: file://{}\n\
+             targets:\n  - time: \"2999-01-01T00:00:00Z\"\nschedule: \"* * * * * *\"\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pgdrill"))
+        .args([
+            "schedule",
+            "-f",
+            scenario.to_str().unwrap(),
+            "--listen",
+            &addr,
+        ])
+        .args(["--report-dir", dir.path().join("reports").to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut metrics = String::new();
+    while std::time::Instant::now() < deadline {
+        if std::net::TcpStream::connect(&addr).is_ok() {
+            metrics = http_get(&addr, "/metrics").1;
+            if metrics.contains("pgdrill_drill_verdict{") {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (status, body) = http_get(&addr, "/healthz");
+    assert!(status.contains("200"), "{status}");
+    assert_eq!(body.trim(), "ok");
+    assert!(http_get(&addr, "/nope").0.contains("404"));
+    let parsed =
+        prometheus_parse::Scrape::parse(metrics.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let verdict = parsed
+        .samples
+        .iter()
+        .find(|s| s.metric == "pgdrill_drill_verdict" && s.labels.get("verdict") == Some("fail"))
+        .unwrap_or_else(|| panic!("no verdict sample: {metrics}"));
+    assert_eq!(verdict.labels.get("scenario"), Some("every-second"));
+    assert!(matches!(verdict.value, prometheus_parse::Value::Gauge(v) if v == 1.0));
+    assert!(
+        parsed
+            .samples
+            .iter()
+            .any(|s| s.metric == "pgdrill_scheduler_next_run_timestamp_seconds")
+    );
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}

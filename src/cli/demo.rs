@@ -77,6 +77,9 @@ pub async fn demo(args: DemoArgs) -> Result<i32, Failure> {
             skip_preflight: false,
             keep_on_failure: false,
             connect: Default::default(),
+            on_reports: None,
+            history_configmap: None,
+            history_namespace: None,
             work_dir: None,
             publish: PublishArgs { metrics_file: Some(dir.join("reports/metrics.prom")), ..Default::default() },
         })

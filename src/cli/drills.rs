@@ -66,6 +66,16 @@ pub struct RunArgs {
     pub work_dir: Option<PathBuf>,
     #[command(flatten)]
     pub publish: PublishArgs,
+    /// Append every drill's verdict, RTO and row counts to this ConfigMap (history.jsonl), so
+    /// trends survive the CronJob's pods; `pgdrill history` reads it.
+    #[arg(long, value_name = "NAME", env = "PGDRILL_HISTORY_CONFIGMAP")]
+    pub history_configmap: Option<String>,
+    /// Namespace of the history ConfigMap (default: the kubeconfig's or the pod's namespace).
+    #[arg(long, value_name = "NS", requires = "history_configmap")]
+    pub history_namespace: Option<String>,
+    /// The scheduler's view of the last results (for its /metrics).
+    #[arg(skip)]
+    pub on_reports: Option<crate::status_server::SchedulerState>,
 }
 
 /// Where results are published (shared by `run` and `schedule`).
@@ -323,7 +333,7 @@ async fn run_scenario(
     args: &RunArgs,
     run_id: &str,
     cluster: Option<(&kube::Client, &LiveDrills)>,
-) -> Result<RunReport, Failure> {
+) -> Result<(RunReport, Vec<String>), Failure> {
     let started_at = jiff::Timestamp::now();
     let cnpg = match (p.loaded.scenario.backend, cluster) {
         (BackendKind::Cnpg, Some((client, live))) => Some(CnpgContext {
@@ -341,6 +351,12 @@ async fn run_scenario(
         keep_on_failure: args.keep_on_failure,
         cnpg,
     };
+    let source_cluster = p
+        .source
+        .cluster
+        .as_ref()
+        .zip(p.loaded.scenario.source.cluster.as_ref())
+        .map(|(c, r)| (c.namespace.clone(), r.name.clone()));
     let spec = p.source.spec.clone();
     let total = p.drills.len();
     let drills: Vec<_> = futures::stream::iter(p.drills.iter().enumerate())
@@ -391,7 +407,7 @@ async fn run_scenario(
     let mut drills = drills;
     drills.sort_by_key(|(i, _)| *i);
     let drills: Vec<_> = drills.into_iter().map(|(_, r)| r).collect();
-    Ok(RunReport {
+    let report = RunReport {
         schema: SCHEMA,
         run_id: run_id.to_string(),
         scenario: p.loaded.scenario.name.clone(),
@@ -407,7 +423,15 @@ async fn run_scenario(
             .map(crate::report::LineageFacts::from_catalog)
             .collect(),
         drills,
-    })
+    };
+    // The source Cluster shows how its last drill went (`kubectl describe cluster`).
+    let mut problems = Vec::new();
+    if let (Some((client, _)), Some((ns, name))) = (cluster, &source_cluster)
+        && let Err(e) = crate::k8s::history::post_cluster_event(client, &report, ns, name).await
+    {
+        problems.push(e);
+    }
+    Ok((report, problems))
 }
 
 /// Awaits `work`, calling `beat` every 15 seconds until it is done: progress on long waits.
@@ -469,6 +493,7 @@ pub async fn run(args: RunArgs) -> Result<i32, Failure> {
         cluster_ready(client, &prepared).await?;
     }
     let cluster = kube.as_ref().map(|c| (c, &live));
+    let mut sink_problems: Vec<String> = Vec::new();
     let work = async {
         let mut reports = Vec::new();
         for p in prepared {
@@ -479,9 +504,10 @@ pub async fn run(args: RunArgs) -> Result<i32, Failure> {
                 .or_else(|| p.loaded.scenario.report.dir.clone())
                 .unwrap_or_else(|| PathBuf::from("pgdrill-reports"))
                 .join(format!("{}-{run_id}", p.loaded.scenario.name));
-            let report = run_scenario(p, &args, &run_id, cluster).await?;
+            let (report, problems) = run_scenario(p, &args, &run_id, cluster).await?;
             // A report that cannot be written is a failed sink, not a lost run.
             let written = write_reports(&dir, &report, &formats).map_err(|e| e.message);
+            sink_problems.extend(problems);
             reports.push((report, written));
         }
         Ok::<_, Failure>(reports)
@@ -522,13 +548,33 @@ pub async fn run(args: RunArgs) -> Result<i32, Failure> {
         }
     }
     let (all, reports_written): (Vec<RunReport>, Vec<_>) = reports.into_iter().unzip();
+    if let Some(state) = &args.on_reports {
+        state.record(&all);
+    }
     let sinks = args.publish.sinks();
     let mut failures: Vec<String> = reports_written
         .into_iter()
         .filter_map(Result::err)
         .map(|e| format!("reports: {e}"))
         .collect();
+    failures.extend(sink_problems);
     failures.extend(crate::publish::publish(&sinks, &all).await);
+    if let Some(name) = &args.history_configmap {
+        let recorded = async {
+            let client = match kube {
+                Some(c) => c,
+                None => crate::k8s::client().await?,
+            };
+            let ns = args
+                .history_namespace
+                .clone()
+                .unwrap_or_else(|| client.default_namespace().to_string());
+            crate::k8s::history::record(&client, &ns, name, &all).await
+        };
+        if let Err(e) = recorded.await {
+            failures.push(format!("history: {e}"));
+        }
+    }
     for f in &failures {
         eprintln!("error: publishing failed: {f}");
     }

@@ -6,6 +6,7 @@ mod cleanup;
 mod demo;
 mod doctor;
 mod drills;
+mod history;
 mod sandbox;
 mod schedule;
 
@@ -115,6 +116,8 @@ Examples:
   pgdrill cleanup --dry-run
   pgdrill cleanup --older-than 1h")]
     Cleanup(cleanup::CleanupArgs),
+    /// Show the drills recorded by `run --history-configmap`: verdicts, RTO and rows over time.
+    History(history::HistoryArgs),
     /// Record baselines: exact row counts on the live source.
     #[command(subcommand)]
     Baseline(baseline::BaselineCommand),
@@ -235,6 +238,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Plan(args) => drills::plan_cmd(args).await,
         Command::Run(args) => drills::run(args).await,
         Command::Cleanup(args) => cleanup::cleanup(args).await,
+        Command::History(args) => history::history(args).await,
         Command::Baseline(cmd) => baseline::run(cmd).await,
         Command::Schedule(args) => schedule::schedule(args).await,
         Command::Demo(args) => demo::demo(args).await,

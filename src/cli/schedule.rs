@@ -34,8 +34,21 @@ pub struct ScheduleArgs {
     pub report_dir: Option<PathBuf>,
     #[arg(long, env = "PGDRILL_WORK_DIR")]
     pub work_dir: Option<PathBuf>,
+    /// Append every run's drills to this ConfigMap (as `run --history-configmap`).
+    #[arg(long, value_name = "NAME", env = "PGDRILL_HISTORY_CONFIGMAP")]
+    pub history_configmap: Option<String>,
+    #[arg(long, value_name = "NS", requires = "history_configmap")]
+    pub history_namespace: Option<String>,
+    /// Serve /healthz and /metrics (each scenario's last run, next fire times) on this address,
+    /// such as 0.0.0.0:9187.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub publish: PublishArgs,
+}
+
+fn to_jiff(t: chrono::DateTime<chrono::Utc>) -> jiff::Timestamp {
+    jiff::Timestamp::from_second(t.timestamp()).unwrap_or_default()
 }
 
 fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
@@ -88,12 +101,30 @@ pub async fn schedule(args: ScheduleArgs) -> Result<i32, Failure> {
         }
         return Ok(exit::OK);
     }
+    let state = crate::status_server::SchedulerState::default();
+    for e in &entries {
+        if let Some(at) = e.schedule.after(&chrono::Utc::now()).next() {
+            state.set_next(&e.name, to_jiff(at));
+        }
+    }
+    let _server = match args.listen {
+        Some(addr) => {
+            let (bound, task) = crate::status_server::serve(addr, state.clone())
+                .await
+                .map_err(Failure::usage)?;
+            eprintln!("serving /healthz and /metrics on http://{bound}");
+            Some(task)
+        }
+        None => None,
+    };
     let settings = Arc::new(args);
+    let runner_state = state.clone();
     let (tx, rx) = tokio::sync::watch::channel(false);
     let runner_settings = settings.clone();
     let runner: Arc<dyn Fn(String) -> futures::future::BoxFuture<'static, ()> + Send + Sync> =
         Arc::new(move |file| {
             let s = runner_settings.clone();
+            let state = runner_state.clone();
             Box::pin(async move {
                 let args = RunArgs {
                     plan: PlanArgs {
@@ -109,6 +140,9 @@ pub async fn schedule(args: ScheduleArgs) -> Result<i32, Failure> {
                     connect: Default::default(),
                     work_dir: s.work_dir.clone(),
                     publish: s.publish.clone(),
+                    on_reports: Some(state),
+                    history_configmap: s.history_configmap.clone(),
+                    history_namespace: s.history_namespace.clone(),
                 };
                 // A run is not Send (it borrows across its drills), so each gets its own thread
                 // and runtime; the scheduler only waits for it.
@@ -129,8 +163,20 @@ pub async fn schedule(args: ScheduleArgs) -> Result<i32, Failure> {
                 let _ = done_rx.await;
             })
         });
-    let on_event: Arc<dyn Fn(Event) + Send + Sync> = Arc::new(|e| match e {
-        Event::Started(n) => eprintln!("{n}: starting"),
+    let schedules: Vec<(String, cron::Schedule)> = entries
+        .iter()
+        .map(|e| (e.name.clone(), e.schedule.clone()))
+        .collect();
+    let event_state = state.clone();
+    let on_event: Arc<dyn Fn(Event) + Send + Sync> = Arc::new(move |e| match e {
+        Event::Started(n) => {
+            eprintln!("{n}: starting");
+            if let Some((_, sched)) = schedules.iter().find(|(name, _)| *name == n)
+                && let Some(at) = sched.after(&chrono::Utc::now()).next()
+            {
+                event_state.set_next(&n, to_jiff(at));
+            }
+        }
         Event::Finished(_) => {}
         Event::Skipped(n) => eprintln!("{n}: skipped, the previous run is still going"),
     });

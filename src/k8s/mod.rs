@@ -3,6 +3,7 @@
 
 pub mod cleanup;
 pub mod forward;
+pub mod history;
 pub mod objects;
 pub mod source;
 

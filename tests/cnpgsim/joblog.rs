@@ -20,13 +20,14 @@ pub fn error(pod: &str, msg: &str, err: &str) -> String {
 pub fn postgres(pod: &str, plain: &str) -> String {
     let mut out = String::new();
     for line in plain.lines() {
-        let Some((severity, message)) = ["LOG", "FATAL", "ERROR", "WARNING", "PANIC", "DETAIL", "HINT"]
-            .iter()
-            .find_map(|s| {
-                line.find(&format!("{s}:  "))
-                    .map(|i| (*s, line[i + s.len() + 3..].to_string()))
-            })
-        else {
+        let Some((severity, message)) = [
+            "LOG", "FATAL", "ERROR", "WARNING", "PANIC", "DETAIL", "HINT",
+        ]
+        .iter()
+        .find_map(|s| {
+            line.find(&format!("{s}:  "))
+                .map(|i| (*s, line[i + s.len() + 3..].to_string()))
+        }) else {
             continue;
         };
         let backend_type = if message.contains("redo") || message.contains("recovery") {

@@ -74,13 +74,14 @@ impl Operator {
         let work_root = work.path().to_path_buf();
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let mut events = store.subscribe();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
+        let thread =
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async move {
                 let mut running: BTreeMap<(String, String), Running> = BTreeMap::new();
                 let clusters = ResourceKey::cnpg_clusters();
                 loop {
@@ -123,7 +124,7 @@ impl Operator {
                 }
                 drop(running);
             });
-        });
+            });
         Operator {
             stop: Some(stop),
             thread: Some(thread),

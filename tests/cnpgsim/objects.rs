@@ -50,7 +50,10 @@ pub fn job_pod(ns: &str, cluster: &str, name: &str) -> Value {
     let mut labels = app_labels(cluster);
     labels.insert("cnpg.io/jobRole".into(), json!("full-recovery"));
     labels.insert("cnpg.io/instanceName".into(), json!(format!("{cluster}-1")));
-    labels.insert("job-name".into(), json!(format!("{cluster}-1-full-recovery")));
+    labels.insert(
+        "job-name".into(),
+        json!(format!("{cluster}-1-full-recovery")),
+    );
     json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": name, "namespace": ns, "labels": labels},
@@ -90,7 +93,14 @@ pub fn rw_service(ns: &str, cluster: &str) -> Value {
 }
 
 /// `<cluster>-app` or `<cluster>-superuser`: kubernetes.io/basic-auth with CNPG's keys.
-pub fn user_secret(ns: &str, cluster: &str, user_type: &str, user: &str, password: &str, db: &str) -> Value {
+pub fn user_secret(
+    ns: &str,
+    cluster: &str,
+    user_type: &str,
+    user: &str,
+    password: &str,
+    db: &str,
+) -> Value {
     let host = format!("{cluster}-rw");
     let fqdn = format!("{host}.{ns}.svc.cluster.local");
     let data = [
@@ -101,10 +111,22 @@ pub fn user_secret(ns: &str, cluster: &str, user_type: &str, user: &str, passwor
         ("host", host.clone()),
         ("port", "5432".to_string()),
         ("pgpass", format!("{host}:5432:{db}:{user}:{password}\n")),
-        ("uri", format!("postgresql://{user}:{password}@{host}.{ns}:5432/{db}")),
-        ("jdbc-uri", format!("jdbc:postgresql://{host}.{ns}:5432/{db}?password={password}&user={user}")),
-        ("fqdn-uri", format!("postgresql://{user}:{password}@{fqdn}:5432/{db}")),
-        ("fqdn-jdbc-uri", format!("jdbc:postgresql://{fqdn}:5432/{db}?password={password}&user={user}")),
+        (
+            "uri",
+            format!("postgresql://{user}:{password}@{host}.{ns}:5432/{db}"),
+        ),
+        (
+            "jdbc-uri",
+            format!("jdbc:postgresql://{host}.{ns}:5432/{db}?password={password}&user={user}"),
+        ),
+        (
+            "fqdn-uri",
+            format!("postgresql://{user}:{password}@{fqdn}:5432/{db}"),
+        ),
+        (
+            "fqdn-jdbc-uri",
+            format!("jdbc:postgresql://{fqdn}:5432/{db}?password={password}&user={user}"),
+        ),
     ];
     let secret = k8s_openapi::api::core::v1::Secret {
         metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
@@ -141,7 +163,11 @@ pub fn user_secret(ns: &str, cluster: &str, user_type: &str, user: &str, passwor
 /// Garbage collection after a Cluster is deleted: its pods, Services and generated Secrets
 /// (owner references); PVCs stay, as CNPG leaves them.
 pub fn delete_owned(store: &Store, ns: &str, cluster: &str) {
-    for res in [ResourceKey::pods(), ResourceKey::services(), ResourceKey::secrets()] {
+    for res in [
+        ResourceKey::pods(),
+        ResourceKey::services(),
+        ResourceKey::secrets(),
+    ] {
         for obj in store.list(&res, Some(ns)) {
             if obj["metadata"]["labels"]["cnpg.io/cluster"].as_str() == Some(cluster) {
                 let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();

@@ -54,30 +54,45 @@ fn secrets(store: &Store, ns: &str) -> SecretValues {
 }
 
 /// The recovery source: store block and serverName, with CNPG's defaults.
-fn recovery_store(store: &Store, ns: &str, cluster: &Value) -> Result<(BarmanObjectStore, String, Option<String>), String> {
+fn recovery_store(
+    store: &Store,
+    ns: &str,
+    cluster: &Value,
+) -> Result<(BarmanObjectStore, String, Option<String>), String> {
     let name = cluster["metadata"]["name"].as_str().unwrap_or_default();
     let spec = &cluster["spec"];
-    let source = spec["bootstrap"]["recovery"]["source"].as_str().unwrap_or_default();
+    let source = spec["bootstrap"]["recovery"]["source"]
+        .as_str()
+        .unwrap_or_default();
     let external = spec["externalClusters"]
         .as_array()
         .and_then(|l| l.iter().find(|e| e["name"].as_str() == Some(source)))
         .ok_or_else(|| format!("External cluster {source} not found"))?;
     if let Some(plugin) = external["plugin"].as_object() {
         let plugin_name = plugin["name"].as_str().unwrap_or_default().to_string();
-        let os_name = plugin["parameters"]["barmanObjectName"].as_str().unwrap_or_default();
+        let os_name = plugin["parameters"]["barmanObjectName"]
+            .as_str()
+            .unwrap_or_default();
         let os = store
             .get(&ResourceKey::object_stores(), Some(ns), os_name)
             .ok_or_else(|| format!("ObjectStore {ns}/{os_name} not found"))?;
         let block: BarmanObjectStore = serde_json::from_value(os["spec"]["configuration"].clone())
             .map_err(|e| format!("ObjectStore {os_name}: {e}"))?;
         // The plugin defaults serverName to the recovering Cluster's own name.
-        let server = plugin["parameters"]["serverName"].as_str().unwrap_or(name).to_string();
+        let server = plugin["parameters"]["serverName"]
+            .as_str()
+            .unwrap_or(name)
+            .to_string();
         Ok((block, server, Some(plugin_name)))
     } else {
-        let block: BarmanObjectStore = serde_json::from_value(external["barmanObjectStore"].clone())
-            .map_err(|e| format!("barmanObjectStore: {e}"))?;
+        let block: BarmanObjectStore =
+            serde_json::from_value(external["barmanObjectStore"].clone())
+                .map_err(|e| format!("barmanObjectStore: {e}"))?;
         // In-tree: serverName falls back to the externalCluster's name.
-        let server = block.server_name.clone().unwrap_or_else(|| source.to_string());
+        let server = block
+            .server_name
+            .clone()
+            .unwrap_or_else(|| source.to_string());
         Ok((block, server, None))
     }
 }
@@ -130,15 +145,40 @@ pub async fn bootstrap(
         .flatten()
         .find_map(|e| e["plugin"]["name"].as_str().map(str::to_string));
     if let Some(p) = plugin.filter(|p| !opts.known_plugins.contains(p)) {
-        set_status(&store, &ns, &name, not_ready(
-            PHASE_UNKNOWN_PLUGIN,
-            &format!("Unknown plugin: '{p}'. This may be caused by the plugin not being loaded correctly by the operator. Check the operator and plugin logs for errors"),
+        set_status(
+            &store,
+            &ns,
             &name,
-        ));
+            not_ready(
+                PHASE_UNKNOWN_PLUGIN,
+                &format!(
+                    "Unknown plugin: '{p}'. This may be caused by the plugin not being loaded correctly by the operator. Check the operator and plugin logs for errors"
+                ),
+                &name,
+            ),
+        );
         return;
     }
-    let _ = store.create(&ResourceKey::events(), objects::event(&ns, &name, "Normal", "CreatingInstance", "Primary instance (from backup)"));
-    set_status(&store, &ns, &name, not_ready(PHASE_SETTING_UP, &format!("Creating primary instance {name}-1"), &name));
+    let _ = store.create(
+        &ResourceKey::events(),
+        objects::event(
+            &ns,
+            &name,
+            "Normal",
+            "CreatingInstance",
+            "Primary instance (from backup)",
+        ),
+    );
+    set_status(
+        &store,
+        &ns,
+        &name,
+        not_ready(
+            PHASE_SETTING_UP,
+            &format!("Creating primary instance {name}-1"),
+            &name,
+        ),
+    );
     let size = cluster["spec"]["storage"]["size"].as_str().unwrap_or("1Gi");
     let _ = store.create(&ResourceKey::pvcs(), objects::pvc(&ns, &name, size));
     if opts.never_ready {
@@ -147,7 +187,12 @@ pub async fn bootstrap(
     let (block, server_name, via_plugin) = match recovery_store(&store, &ns, &cluster) {
         Ok(x) => x,
         Err(e) => {
-            set_status(&store, &ns, &name, not_ready("Setting up primary", &e, &name));
+            set_status(
+                &store,
+                &ns,
+                &name,
+                not_ready("Setting up primary", &e, &name),
+            );
             return;
         }
     };
@@ -165,7 +210,11 @@ pub async fn bootstrap(
         let _ = store.create(&ResourceKey::pods(), objects::job_pod(&ns, &name, &pod));
         store.append_log(&ns, &pod, &joblog::info(&job, "Starting the restore"));
         if via_plugin.is_some() {
-            store.append_log(&ns, &pod, &joblog::info(&job, "Restore through plugin detected, proceeding..."));
+            store.append_log(
+                &ns,
+                &pod,
+                &joblog::info(&job, "Restore through plugin detected, proceeding..."),
+            );
         }
         // Short: the server's Unix socket lives in this directory (a 107-byte path limit).
         static ATTEMPTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -186,7 +235,11 @@ pub async fn bootstrap(
         match recover(&req).await {
             Ok(s) => {
                 store.append_log(&ns, &pod, &joblog::postgres(&job, &s.log()));
-                store.append_log(&ns, &pod, &joblog::info(&job, "restore command execution completed"));
+                store.append_log(
+                    &ns,
+                    &pod,
+                    &joblog::info(&job, "restore command execution completed"),
+                );
                 let port = s.port;
                 *server.lock().unwrap() = Some(s);
                 set_pod_phase(&store, &ns, &pod, "Succeeded");
@@ -204,7 +257,11 @@ pub async fn bootstrap(
                     Failure::Fail { .. } => "while activating instance: error starting PostgreSQL instance: exit status 1".to_string(),
                     Failure::Error { message, .. } => format!("while restoring cluster: Network error (exit code 2): {message}"),
                 };
-                store.append_log(&ns, &pod, &joblog::error(&job, "Error while restoring a backup", &err));
+                store.append_log(
+                    &ns,
+                    &pod,
+                    &joblog::error(&job, "Error while restoring a backup", &err),
+                );
                 store.append_log(&ns, &pod, &joblog::error(&job, "restore error", &err));
                 stop_and_remove(&dir);
                 set_pod_phase(&store, &ns, &pod, "Failed");
@@ -212,17 +269,26 @@ pub async fn bootstrap(
             }
         }
     }
-    set_status(&store, &ns, &name, not_ready(
-        PHASE_UNRECOVERABLE,
-        &format!("Instance creation failed for the following jobs: {job}. Check the job logs to investigate the cause of the failure."),
+    set_status(
+        &store,
+        &ns,
         &name,
-    ));
+        not_ready(
+            PHASE_UNRECOVERABLE,
+            &format!(
+                "Instance creation failed for the following jobs: {job}. Check the job logs to investigate the cause of the failure."
+            ),
+            &name,
+        ),
+    );
 }
 
 fn stop_and_remove(dir: &std::path::Path) {
     let data = dir.join("pgdata");
     if let Some(pid) = pgdrill::proc::postmaster_pid(&data) {
-        let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
     }
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -257,31 +323,51 @@ async fn ready(store: &Store, ns: &str, name: &str, cluster: &Value, port: u16) 
             .flatten()
             .is_some();
         if !exists {
-            let _ = client.batch_execute(&format!("create database \"{db}\" owner \"{owner}\"")).await;
+            let _ = client
+                .batch_execute(&format!("create database \"{db}\" owner \"{owner}\""))
+                .await;
         }
         if cluster["spec"]["enableSuperuserAccess"].as_bool() == Some(true) {
-            let _ = client.batch_execute(&format!("alter role postgres password '{password}'")).await;
+            let _ = client
+                .batch_execute(&format!("alter role postgres password '{password}'"))
+                .await;
         }
     }
-    let _ = store.create(&ResourceKey::secrets(), objects::user_secret(ns, name, "app", owner, &password, db));
+    let _ = store.create(
+        &ResourceKey::secrets(),
+        objects::user_secret(ns, name, "app", owner, &password, db),
+    );
     if cluster["spec"]["enableSuperuserAccess"].as_bool() == Some(true) {
-        let _ = store.create(&ResourceKey::secrets(), objects::user_secret(ns, name, "superuser", "postgres", &password, "*"));
+        let _ = store.create(
+            &ResourceKey::secrets(),
+            objects::user_secret(ns, name, "superuser", "postgres", &password, "*"),
+        );
     }
     let _ = store.create(&ResourceKey::services(), objects::rw_service(ns, name));
     let _ = store.create(&ResourceKey::pods(), objects::primary_pod(ns, name));
-    store.set_port_target(ns, &format!("{name}-1"), 5432, ([127, 0, 0, 1], port).into());
+    store.set_port_target(
+        ns,
+        &format!("{name}-1"),
+        5432,
+        ([127, 0, 0, 1], port).into(),
+    );
     if let Some(mut pvc) = store.get(&ResourceKey::pvcs(), Some(ns), &format!("{name}-1")) {
         pvc["metadata"]["annotations"]["cnpg.io/pvcStatus"] = json!("ready");
         let _ = store.replace(&ResourceKey::pvcs(), pvc);
     }
-    set_status(store, ns, name, json!({
-        "phase": PHASE_HEALTHY, "phaseReason": "", "instances": 1, "readyInstances": 1,
-        "targetPrimary": format!("{name}-1"), "currentPrimary": format!("{name}-1"),
-        "instanceNames": [format!("{name}-1")], "writeService": format!("{name}-rw"),
-        "readService": format!("{name}-r"), "timelineID": 2,
-        "conditions": [
-            {"type": "Ready", "status": "True", "reason": "ClusterIsReady", "message": "Cluster is Ready"},
-            {"type": "Initialized", "status": "True", "reason": "BootstrapCompleted", "message": "Cluster has been bootstrapped"},
-        ],
-    }));
+    set_status(
+        store,
+        ns,
+        name,
+        json!({
+            "phase": PHASE_HEALTHY, "phaseReason": "", "instances": 1, "readyInstances": 1,
+            "targetPrimary": format!("{name}-1"), "currentPrimary": format!("{name}-1"),
+            "instanceNames": [format!("{name}-1")], "writeService": format!("{name}-rw"),
+            "readService": format!("{name}-r"), "timelineID": 2,
+            "conditions": [
+                {"type": "Ready", "status": "True", "reason": "ClusterIsReady", "message": "Cluster is Ready"},
+                {"type": "Initialized", "status": "True", "reason": "BootstrapCompleted", "message": "Cluster has been bootstrapped"},
+            ],
+        }),
+    );
 }
