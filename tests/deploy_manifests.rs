@@ -855,3 +855,41 @@ fn dockerfile_matches_the_crate_and_the_cronjob() {
         );
     }
 }
+
+/// Installed as `kubectl-pgdrill` on PATH, the binary is a kubectl plugin: `kubectl pgdrill …`.
+#[test]
+fn the_binary_works_as_a_kubectl_plugin() {
+    let kubectl = Path::new("/usr/bin/kubectl");
+    assert!(kubectl.exists(), "kubectl is needed for this test");
+    let bin = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_pgdrill"),
+        bin.path().join("kubectl-pgdrill"),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new(kubectl)
+        .args(["pgdrill", "--version"])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("pgdrill {}", env!("CARGO_PKG_VERSION"))
+    );
+    let list = Command::new(kubectl)
+        .args(["plugin", "list"])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&list.stdout).contains("kubectl-pgdrill"));
+}
