@@ -42,7 +42,7 @@ pub struct CnpgContext {
 
 /// A recovered server, whichever backend made it.
 enum Provisioned {
-    Local(ScratchServer),
+    Local(Box<ScratchServer>),
     Cnpg(Box<CnpgServer>),
 }
 
@@ -71,7 +71,7 @@ impl Provisioned {
 
     fn keep(self) -> String {
         match self {
-            Provisioned::Local(s) => s.keep().display().to_string(),
+            Provisioned::Local(s) => (*s).keep().display().to_string(),
             Provisioned::Cnpg(s) => (*s).keep(),
         }
     }
@@ -122,7 +122,9 @@ async fn provision(
             recovery_timeout: scenario.timeouts.recovery.0,
             keep_on_failure,
         };
-        return recover(&request).await.map(Provisioned::Local);
+        return recover(&request)
+            .await
+            .map(|s| Provisioned::Local(Box::new(s)));
     };
     let plan_error = |message: String| Failure::Error {
         stage: Stage::Plan,
