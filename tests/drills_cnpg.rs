@@ -189,6 +189,8 @@ fn recovery_pods_created(store: &Store) -> usize {
 fn cnpg_drills_restore_verify_and_tear_down_on_the_simulator() {
     let sb = Sandbox::up("s3");
     let sim = KubeSim::start(SimOptions::default());
+    // pgdrill authenticates with the kubeconfig's token: anonymous requests are refused.
+    sim.require_token(true);
     let operator = Operator::start(sim.store.clone(), OperatorOptions::default());
     seed_source(&sim.store, &sb);
     sb.cmd(&["backup"]);
