@@ -224,6 +224,8 @@ fn cnpg_drills_restore_verify_and_tear_down_on_the_simulator() {
             "before-batch-3",
             "--restore-point",
             "--switch-wal",
+            "--configmap",
+            "pgdrill-baselines",
         ],
         &[
             ("PGDRILL_SOURCE_URL", &url),
@@ -231,6 +233,18 @@ fn cnpg_drills_restore_verify_and_tear_down_on_the_simulator() {
         ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
+    // The baseline is also kept in the cluster, where a CronJob can mount it.
+    let cm = sim
+        .store
+        .get(
+            &ResourceKey::configmaps(),
+            Some("default"),
+            "pgdrill-baselines",
+        )
+        .expect("baselines ConfigMap");
+    let stored: Value =
+        serde_json::from_str(cm["data"]["before-batch-3.json"].as_str().unwrap()).unwrap();
+    assert_eq!(stored["counts"]["public.accounts"], 600);
     sb.cmd(&[
         "workload",
         "--batches",

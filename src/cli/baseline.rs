@@ -46,6 +46,13 @@ pub struct RecordArgs {
     /// is the source's connection URL; used when PGDRILL_SOURCE_URL is not set.
     #[arg(long, value_name = "DIR")]
     pub source_secret: Option<PathBuf>,
+    /// Also store the baseline in this ConfigMap, under `<name>.json` (in a cluster, mount it
+    /// where the scenario's checks.baseline points).
+    #[arg(long, value_name = "NAME")]
+    pub configmap: Option<String>,
+    /// Namespace of --configmap (default: the kubeconfig's or the pod's namespace).
+    #[arg(long, value_name = "NS", requires = "configmap")]
+    pub namespace: Option<String>,
     /// Connection URL of the source (from the environment only).
     #[arg(
         long = "source-url-env",
@@ -88,17 +95,16 @@ pub async fn run(cmd: BaselineCommand) -> Result<i32, Failure> {
         Some(TablesSpec::List(l)) => Tables::Only(l),
         _ => Tables::All,
     };
-    let out = args
-        .out
-        .clone()
-        .or_else(|| {
-            loaded
-                .as_ref()
-                .and_then(|l| l.scenario.checks.baseline.as_deref().map(|b| l.relative(b)))
-        })
-        .ok_or_else(|| {
-            Failure::usage("no output: give --out, or -f with a scenario that sets checks.baseline")
-        })?;
+    let out = args.out.clone().or_else(|| {
+        loaded
+            .as_ref()
+            .and_then(|l| l.scenario.checks.baseline.as_deref().map(|b| l.relative(b)))
+    });
+    if out.is_none() && args.configmap.is_none() {
+        return Err(Failure::usage(
+            "no output: give --out or --configmap, or -f with a scenario that sets checks.baseline",
+        ));
+    }
     let b = record(
         &url,
         &args.name,
@@ -108,14 +114,31 @@ pub async fn run(cmd: BaselineCommand) -> Result<i32, Failure> {
     )
     .await
     .map_err(Failure::error)?;
-    b.save(&out).map_err(Failure::error)?;
+    let mut places = Vec::new();
+    if let Some(out) = &out {
+        b.save(out).map_err(Failure::error)?;
+        places.push(out.display().to_string());
+    }
+    if let Some(name) = &args.configmap {
+        let client = crate::k8s::client().await.map_err(Failure::error)?;
+        let ns = args
+            .namespace
+            .clone()
+            .unwrap_or_else(|| client.default_namespace().to_string());
+        let key = format!("{}.json", b.name);
+        let text = serde_json::to_string_pretty(&b).expect("baseline serializes") + "\n";
+        crate::k8s::configmap::update_key(&client, &ns, name, &key, |_| text.clone())
+            .await
+            .map_err(Failure::error)?;
+        places.push(format!("ConfigMap {ns}/{name} key {key}"));
+    }
     println!(
         "baseline {} at {} (LSN {}): {} table(s) → {}",
         b.name,
         b.recorded_at,
         b.lsn,
         b.counts.len(),
-        out.display()
+        places.join(", ")
     );
     Ok(exit::OK)
 }

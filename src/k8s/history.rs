@@ -4,13 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Event, ObjectReference};
+use k8s_openapi::api::core::v1::{Event, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use kube::api::{Api, PostParams};
 use serde::{Deserialize, Serialize};
 
-use super::{describe, is_conflict, is_not_found};
-use crate::cnpg::manifest::MANAGED_BY;
+use super::{describe, is_not_found};
 use crate::report::{RunReport, Verdict};
 
 pub const HISTORY_KEY: &str = "history.jsonl";
@@ -94,22 +93,11 @@ pub async fn read(
     ns: &str,
     name: &str,
 ) -> Result<Vec<HistoryEntry>, String> {
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-    match api.get_opt(name).await {
-        Ok(Some(cm)) => Ok(parse(
-            cm.data
-                .as_ref()
-                .and_then(|d| d.get(HISTORY_KEY))
-                .map(String::as_str)
-                .unwrap_or(""),
-        )),
-        Ok(None) => Ok(Vec::new()),
-        Err(e) => Err(format!("reading ConfigMap {ns}/{name}: {}", describe(&e))),
-    }
+    let text = super::configmap::read_key(client, ns, name, HISTORY_KEY).await?;
+    Ok(parse(text.as_deref().unwrap_or("")))
 }
 
-/// Appends the runs' drills to the ConfigMap, creating it if needed; retries a conflicting
-/// update (another writer) a few times.
+/// Appends the runs' drills to the ConfigMap, creating it if needed.
 pub async fn record(
     client: &kube::Client,
     ns: &str,
@@ -117,43 +105,10 @@ pub async fn record(
     reports: &[RunReport],
 ) -> Result<(), String> {
     let new: Vec<HistoryEntry> = reports.iter().flat_map(entries).collect();
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-    for _ in 0..5 {
-        let result = match api.get_opt(name).await {
-            Ok(Some(mut cm)) => {
-                let data = cm.data.get_or_insert_with(Default::default);
-                let text = append(
-                    data.get(HISTORY_KEY).map(String::as_str).unwrap_or(""),
-                    &new,
-                );
-                data.insert(HISTORY_KEY.into(), text);
-                api.replace(name, &PostParams::default(), &cm)
-                    .await
-                    .map(|_| ())
-            }
-            Ok(None) => {
-                let cm = ConfigMap {
-                    metadata: ObjectMeta {
-                        name: Some(name.into()),
-                        labels: Some([(MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string())].into()),
-                        ..Default::default()
-                    },
-                    data: Some([(HISTORY_KEY.to_string(), append("", &new))].into()),
-                    ..Default::default()
-                };
-                api.create(&PostParams::default(), &cm).await.map(|_| ())
-            }
-            Err(e) => return Err(format!("reading ConfigMap {ns}/{name}: {}", describe(&e))),
-        };
-        match result {
-            Ok(()) => return Ok(()),
-            Err(e) if is_conflict(&e) => continue,
-            Err(e) => return Err(format!("writing ConfigMap {ns}/{name}: {}", describe(&e))),
-        }
-    }
-    Err(format!(
-        "writing ConfigMap {ns}/{name}: kept conflicting with other writers"
-    ))
+    super::configmap::update_key(client, ns, name, HISTORY_KEY, |old| {
+        append(old.unwrap_or(""), &new)
+    })
+    .await
 }
 
 /// An Event on the source Cluster summing up a run: `DrillPassed` (Normal), `DrillFailed` or

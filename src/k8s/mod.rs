@@ -2,6 +2,7 @@
 //! resources as dynamic objects, and errors described for people.
 
 pub mod cleanup;
+pub mod configmap;
 pub mod forward;
 pub mod history;
 pub mod objects;
