@@ -56,12 +56,23 @@ pub struct Check {
 }
 
 /// Where the restored server listens and whom to connect as.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PgConn {
     pub host: String,
     pub port: u16,
     pub user: String,
     pub password: Option<String>,
+}
+
+impl std::fmt::Debug for PgConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgConn")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl PgConn {

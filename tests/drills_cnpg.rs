@@ -698,6 +698,30 @@ fn sigterm_mid_restore_tears_down_and_failures_are_reported_as_cnpg_shows_them()
     assert_clean(&sim.store);
     drop(no_plugin);
 
+    // An image that cannot be pulled: an error naming the pod and the reason, at once.
+    let no_image = Operator::start(
+        sim.store.clone(),
+        OperatorOptions {
+            image_pull_backoff: true,
+            ..Default::default()
+        },
+    );
+    let file = scenario("noimage", "");
+    let out = pgdrill_k(
+        &sim,
+        &["run", "-f", file.to_str().unwrap(), "--output", "json"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let d = &json(&out)["drills"][0];
+    assert_eq!(d["verdict"], "error", "{d}");
+    assert!(
+        d["evidence"].as_str().unwrap().contains("ImagePullBackOff"),
+        "{d}"
+    );
+    assert!(d["durations"]["total"].as_f64().unwrap() < 30.0, "{d}");
+    assert_clean(&sim.store);
+    drop(no_image);
+
     // `pgdrill cleanup`: expired objects only, unless --older-than says otherwise.
     let managed = json!({"app.kubernetes.io/managed-by": "pgdrill", "pgdrill.io/drill-id": "x"});
     sim.store

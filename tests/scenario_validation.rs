@@ -311,3 +311,38 @@ fn schedule_dry_run_prints_fire_times() {
         stderr(&out)
     );
 }
+
+#[test]
+fn source_and_cnpg_settings_are_checked() {
+    // Both, or neither, of barmanObjectStore and cluster.
+    let (code, err) = validate("  cluster: {namespace: app, name: app}\ntargets: [latest]\n");
+    assert_eq!(code, Some(64));
+    assert!(
+        err.contains("source: expected one of barmanObjectStore or cluster, found both"),
+        "{err}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("c.yaml");
+    std::fs::write(
+        &f,
+        "apiVersion: pgdrill/v1\nname: t\nsource: {secretsDir: x}\ntargets: [latest]\n",
+    )
+    .unwrap();
+    let out = pgdrill(&["validate", "-f", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        stderr(&out).contains("source: expected barmanObjectStore"),
+        "{}",
+        stderr(&out)
+    );
+    // A TTL shorter than a drill may take would let another run sweep a live drill.
+    let (code, err) = validate(
+        "targets: [latest]\nbackend: cnpg\ncnpg: {ttl: 30m}\ntimeouts: {restore: 30m, recovery: 30m}\n",
+    );
+    assert_eq!(code, Some(64));
+    assert!(err.contains("cnpg.ttl"), "{err}");
+    assert_eq!(
+        validate("  cluster: null\ntargets: [latest]\nbackend: cnpg\ncnpg: {ttl: 2h}\n").0,
+        Some(0)
+    );
+}

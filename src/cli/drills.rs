@@ -460,9 +460,14 @@ async fn cluster_ready(client: &kube::Client, prepared: &[Prepared]) -> Result<(
     crate::k8s::require_crds(client, plugin)
         .await
         .map_err(Failure::error)?;
-    let swept = crate::k8s::cleanup::sweep(client, None, false)
-        .await
-        .map_err(|e| Failure::error(format!("sweeping expired drill objects: {e}")))?;
+    // Leftovers of earlier runs must not stop this one: a problem is reported, not fatal.
+    let swept = match crate::k8s::cleanup::sweep(client, None, false).await {
+        Ok(swept) => swept,
+        Err(e) => {
+            eprintln!("warning: sweeping expired drill objects: {e}");
+            Vec::new()
+        }
+    };
     for s in swept {
         eprintln!("swept {} {}/{} ({})", s.kind, s.namespace, s.name, s.why);
     }
@@ -514,8 +519,14 @@ pub async fn run(args: RunArgs) -> Result<i32, Failure> {
     };
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| Failure::error(format!("installing the SIGTERM handler: {e}")))?;
+    // A panic in a drill still tears the cluster objects down (local drills clean up as
+    // their futures drop).
+    let work = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(work));
     let interrupted = tokio::select! {
-        r = work => Ok(r?),
+        r = work => match r {
+            Ok(r) => Ok(r?),
+            Err(_) => Err("a drill panicked"),
+        },
         _ = tokio::signal::ctrl_c() => Err("interrupted"),
         _ = sigterm.recv() => Err("terminated"),
     };

@@ -81,8 +81,9 @@ impl Manifests {
     }
 }
 
-/// CNPG's webhook refuses Cluster names longer than this.
-pub const MAX_CLUSTER_NAME: usize = 50;
+/// CNPG's webhook refuses Cluster names over 50 characters, and the recovery Job
+/// `<cluster>-1-full-recovery` must fit in 63: so at most 47.
+pub const MAX_CLUSTER_NAME: usize = 47;
 
 /// A DNS-1123 label of at most 63 characters: lowercased, invalid characters replaced, and a
 /// hash of the full value kept when it must be cut, so names stay unique.

@@ -74,7 +74,7 @@ pub fn check(m: &Manifests) -> Result<(), Vec<String>> {
         .is_some_and(|n| n.len() > MAX_CLUSTER_NAME)
     {
         problems.push(format!(
-            "the Cluster name is longer than {MAX_CLUSTER_NAME} characters, which CNPG refuses"
+            "the Cluster name is longer than {MAX_CLUSTER_NAME} characters: its recovery Job name would exceed 63"
         ));
     }
     if let Some(os) = &m.object_store {

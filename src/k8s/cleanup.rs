@@ -96,7 +96,9 @@ pub async fn sweep(
             });
         }
     }
-    // Drill clusters in fixed namespaces.
+    // Drill clusters in fixed namespaces. A problem with one does not stop the others.
+    let mut problems = Vec::new();
+    let mut swept_drills: Vec<String> = Vec::new();
     let all_clusters: Api<DynamicObject> = Api::all_with(client.clone(), &clusters());
     let drill_clusters = match all_clusters.list(&lp).await {
         Ok(list) => list.items,
@@ -120,9 +122,16 @@ pub async fn sweep(
             .cloned()
             .unwrap_or_default();
         if !dry_run {
-            let objects = drill_objects_in(client, &ns, &name, &drill_id).await?;
-            objects.delete(client).await?;
+            let deleted = match drill_objects_in(client, &ns, &name, &drill_id).await {
+                Ok(objects) => objects.delete(client).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = deleted {
+                problems.push(e);
+                continue;
+            }
         }
+        swept_drills.push(drill_id);
         swept.push(Swept {
             kind: "Cluster",
             namespace: ns,
@@ -130,7 +139,65 @@ pub async fn sweep(
             why,
         });
     }
-    Ok(swept)
+    // Copied Secrets and ObjectStores whose Cluster never got created (or is already gone).
+    let secrets: Api<Secret> = Api::all(client.clone());
+    let stores: Api<DynamicObject> = Api::all_with(client.clone(), &object_stores());
+    let mut leftovers: Vec<(&'static str, ObjectMeta)> = Vec::new();
+    match secrets.list(&lp).await {
+        Ok(l) => leftovers.extend(l.items.into_iter().map(|o| ("Secret", o.metadata))),
+        Err(e) => problems.push(format!("listing drill Secrets: {}", describe(&e))),
+    }
+    match stores.list(&lp).await {
+        Ok(l) => leftovers.extend(l.items.into_iter().map(|o| ("ObjectStore", o.metadata))),
+        Err(e) if is_not_found(&e) => {}
+        Err(e) => problems.push(format!("listing drill ObjectStores: {}", describe(&e))),
+    }
+    for (kind, meta) in leftovers {
+        let ns = meta.namespace.clone().unwrap_or_default();
+        let name = meta.name.clone().unwrap_or_default();
+        let drill = meta.labels.as_ref().and_then(|l| l.get(DRILL_ID_LABEL));
+        // Objects of a namespace or Cluster swept above went with it.
+        if scratch_names.contains(&ns) || drill.is_some_and(|d| swept_drills.contains(d)) {
+            continue;
+        }
+        let Some(why) = sweep_reason(&meta, now, older_than) else {
+            continue;
+        };
+        if !dry_run {
+            let result = match kind {
+                "Secret" => Api::<Secret>::namespaced(client.clone(), &ns)
+                    .delete(&name, &kube::api::DeleteParams::background())
+                    .await
+                    .map(|_| ()),
+                _ => Api::<DynamicObject>::namespaced_with(client.clone(), &ns, &object_stores())
+                    .delete(&name, &kube::api::DeleteParams::background())
+                    .await
+                    .map(|_| ()),
+            };
+            match result {
+                Ok(()) => {}
+                Err(e) if is_not_found(&e) => continue,
+                Err(e) => {
+                    problems.push(format!("deleting {kind} {ns}/{name}: {}", describe(&e)));
+                    continue;
+                }
+            }
+        }
+        swept.push(Swept {
+            kind,
+            namespace: ns,
+            name,
+            why,
+        });
+    }
+    if problems.is_empty() {
+        Ok(swept)
+    } else {
+        for s in &swept {
+            tracing::info!("swept {} {}/{}", s.kind, s.namespace, s.name);
+        }
+        Err(problems.join("; "))
+    }
 }
 
 /// The ObjectStores and Secrets labelled with a drill id, next to its Cluster.

@@ -16,6 +16,13 @@ pub struct PortForward {
 
 impl PortForward {
     pub async fn start(pods: Api<Pod>, pod: String, port: u16) -> Result<Self, String> {
+        // One forward up front, so a refusal (RBAC, a missing pod) is reported here by name.
+        let mut probe = pods
+            .portforward(&pod, &[port])
+            .await
+            .map_err(|e| format!("port-forward to pod {pod}:{port}: {}", super::describe(&e)))?;
+        drop(probe.take_stream(port));
+        probe.abort();
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| format!("binding a local port for port-forward: {e}"))?;
@@ -23,9 +30,11 @@ impl PortForward {
             .local_addr()
             .map_err(|e| format!("port-forward listener: {e}"))?;
         let task = tokio::spawn(async move {
+            // Connections live in this set: aborting the accept loop ends them too.
+            let mut connections = tokio::task::JoinSet::new();
             while let Ok((mut conn, _)) = listener.accept().await {
                 let (pods, pod) = (pods.clone(), pod.clone());
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     let mut forwarder = match pods.portforward(&pod, &[port]).await {
                         Ok(f) => f,
                         Err(e) => {

@@ -143,7 +143,13 @@ pub fn cluster_event(report: &RunReport, ns: &str, cluster: &str, now: jiff::Tim
         s.error,
         detail.join("; ")
     );
-    message.truncate(1000);
+    if message.len() > 1000 {
+        let cut = (0..=1000)
+            .rev()
+            .find(|&i| message.is_char_boundary(i))
+            .unwrap_or(0);
+        message.truncate(cut);
+    }
     let time = Time(now);
     Event {
         metadata: ObjectMeta {

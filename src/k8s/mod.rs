@@ -18,15 +18,25 @@ pub const FIELD_MANAGER: &str = "pgdrill";
 /// A client from `$KUBECONFIG` / `~/.kube/config`, or the pod's service account in a cluster.
 pub async fn client() -> Result<kube::Client, String> {
     crate::store::install_tls_provider();
-    let config = kube::Config::infer().await.map_err(|e| {
+    let mut config = kube::Config::infer().await.map_err(|e| {
         format!("no Kubernetes configuration (KUBECONFIG, ~/.kube/config or in-cluster): {e}")
     })?;
+    // A stalled API server must not hang a drill: no read waits longer than this (watches
+    // ask the server to end them well before).
+    config.connect_timeout = Some(std::time::Duration::from_secs(10));
+    config.read_timeout = Some(std::time::Duration::from_secs(90));
     kube::Client::try_from(config).map_err(|e| format!("setting up the Kubernetes client: {e}"))
 }
 
-/// True when running in a pod (the API server's address is in the environment).
+/// True when the client uses the pod's service account, as `Config::infer` does when no
+/// kubeconfig is found: then the drill's Services are reachable by DNS. A pod with its own
+/// kubeconfig (pointing maybe at another cluster) port-forwards instead.
 pub fn in_cluster() -> bool {
-    std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
+    let kubeconfig = std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty())
+        || std::env::var_os("HOME")
+            .map(|h| std::path::Path::new(&h).join(".kube/config").exists())
+            .unwrap_or(false);
+    std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() && !kubeconfig
 }
 
 fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {

@@ -108,15 +108,26 @@ impl DrillObjects {
             if let Err(e) = wait_gone(&clusters_api, &self.cluster, deadline).await {
                 problems.push(e);
             }
-            match pvcs
-                .list(&ListParams::default().labels(&pvc_selector))
-                .await
-            {
-                Ok(list) if !list.items.is_empty() => {
-                    problems.push(format!("{} PVC(s) still exist", list.items.len()))
+            // PVCs linger while their pods terminate (the pvc-protection finalizer).
+            loop {
+                match pvcs
+                    .list(&ListParams::default().labels(&pvc_selector))
+                    .await
+                {
+                    Ok(list) if list.items.is_empty() => break,
+                    Ok(list) if Instant::now() >= deadline => {
+                        problems.push(format!(
+                            "{} PVC(s) still exist after {GONE_TIMEOUT:?}",
+                            list.items.len()
+                        ));
+                        break;
+                    }
+                    Ok(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+                    Err(e) => {
+                        problems.push(format!("listing PVCs: {}", describe(&e)));
+                        break;
+                    }
                 }
-                Ok(_) => {}
-                Err(e) => problems.push(format!("listing PVCs: {}", describe(&e))),
             }
         }
         if problems.is_empty() {
@@ -156,11 +167,15 @@ impl LiveDrills {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Deletes what every live drill created; returns the problems.
+    /// Deletes what every live drill created, all at once (a pod has a short grace period
+    /// after SIGTERM); returns the problems.
     pub async fn teardown_all(&self, client: &kube::Client) -> Vec<String> {
+        let drills = self.snapshot();
+        let results =
+            futures::future::join_all(drills.iter().map(|objects| objects.delete(client))).await;
         let mut problems = Vec::new();
-        for objects in self.snapshot() {
-            match objects.delete(client).await {
+        for (objects, result) in drills.iter().zip(results) {
+            match result {
                 Ok(()) => self.remove(&objects.drill_id),
                 Err(e) => problems.push(e),
             }

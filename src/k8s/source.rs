@@ -174,7 +174,7 @@ pub async fn read_secrets(
     selectors: &[SecretKeySelector],
 ) -> Result<SecretValues, String> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let mut values = SecretValues::new();
+    let mut values = SecretValues::default();
     for sel in selectors {
         if values
             .get(&sel.name)

@@ -95,6 +95,18 @@ pub fn load_with(path: &Path, with_baseline: bool) -> Result<Loaded, String> {
             path.display()
         ));
     }
+    if scenario.backend == crate::scenario::types::BackendKind::Cnpg {
+        let t = &scenario.timeouts;
+        let needed = t.restore.0 + t.recovery.0 + std::time::Duration::from_secs(600);
+        if scenario.cnpg.ttl.0 < needed {
+            return Err(format!(
+                "{}: cnpg.ttl: {}s is shorter than timeouts.restore + timeouts.recovery + 10m ({}s): another run's sweep could delete a drill still running",
+                path.display(),
+                scenario.cnpg.ttl.0.as_secs(),
+                needed.as_secs()
+            ));
+        }
+    }
     if scenario.targets.is_empty() {
         return Err(format!(
             "{}: targets: at least one target is required",

@@ -32,8 +32,40 @@ pub struct StoreSpec {
     pub secret_values: Option<Arc<SecretValues>>,
 }
 
-/// Secret contents by Secret name, then key.
-pub type SecretValues = BTreeMap<String, BTreeMap<String, String>>;
+/// Secret contents by Secret name, then key. Its `Debug` shows names and keys, never values.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SecretValues(pub BTreeMap<String, BTreeMap<String, String>>);
+
+impl std::ops::Deref for SecretValues {
+    type Target = BTreeMap<String, BTreeMap<String, String>>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for SecretValues {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl FromIterator<(String, BTreeMap<String, String>)> for SecretValues {
+    fn from_iter<I: IntoIterator<Item = (String, BTreeMap<String, String>)>>(iter: I) -> Self {
+        Self(iter.into_iter().collect())
+    }
+}
+
+impl std::fmt::Debug for SecretValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(
+                self.0
+                    .iter()
+                    .map(|(name, keys)| (name, keys.keys().collect::<Vec<_>>())),
+            )
+            .finish()
+    }
+}
 
 /// An opened store and the key prefix under which lineages sit.
 #[derive(Clone, Debug)]

@@ -30,6 +30,8 @@ pub struct OperatorOptions {
     pub known_plugins: Vec<String>,
     /// Pause before each restore attempt (to catch a drill mid-restore).
     pub restore_delay: Duration,
+    /// The job pod's image cannot be pulled (`ImagePullBackOff`).
+    pub image_pull_backoff: bool,
 }
 
 impl Default for OperatorOptions {
@@ -39,6 +41,7 @@ impl Default for OperatorOptions {
             never_ready: false,
             known_plugins: vec!["barman-cloud.cloudnative-pg.io".into()],
             restore_delay: Duration::ZERO,
+            image_pull_backoff: false,
         }
     }
 }

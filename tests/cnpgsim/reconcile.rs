@@ -184,6 +184,20 @@ pub async fn bootstrap(
     if opts.never_ready {
         return;
     }
+    if opts.image_pull_backoff {
+        let mut pod = objects::job_pod(
+            &ns,
+            &name,
+            &format!("{name}-1-full-recovery-{}", random_suffix()),
+        );
+        pod["status"] = json!({"phase": "Pending", "containerStatuses": [{
+            "name": "full-recovery", "ready": false, "restartCount": 0, "image": "postgres",
+            "imageID": "",
+            "state": {"waiting": {"reason": "ImagePullBackOff",
+                                  "message": "Back-off pulling image \"ghcr.io/cloudnative-pg/postgresql:15\""}}}]});
+        let _ = store.create(&ResourceKey::pods(), pod);
+        return;
+    }
     let (block, server_name, via_plugin) = match recovery_store(&store, &ns, &cluster) {
         Ok(x) => x,
         Err(e) => {

@@ -47,6 +47,9 @@ impl JobLog {
             return Some((classify_fatal(&fatal), format!("FATAL: {fatal}")));
         }
         let err = self.restore_error.as_deref()?;
+        if self.infrastructure_error().is_some() {
+            return None;
+        }
         let lower = err.to_ascii_lowercase();
         let cause = if lower.contains("no target backup found") {
             "no_completed_backup"
@@ -54,14 +57,26 @@ impl JobLog {
             "unknown_backup_id"
         } else if lower.contains("checking the presence of first needed wal") {
             "wal_gap"
-        } else if lower.contains("network error") || lower.contains("exit code 2") {
-            return None;
         } else if lower.contains("barman-cloud-restore") || lower.contains("operation error") {
             "base_backup_unreadable"
         } else {
             return None;
         };
         Some((cause, err.to_string()))
+    }
+}
+
+impl JobLog {
+    /// A restore error about reaching the store, not the backup: barman-cloud's network error
+    /// (exit 2) or general error (exit 4), after which CNPG wipes the data and retries.
+    pub fn infrastructure_error(&self) -> Option<&str> {
+        let err = self.restore_error.as_deref()?;
+        let lower = err.to_ascii_lowercase();
+        (lower.contains("network error")
+            || lower.contains("general error")
+            || lower.contains("exit code 2")
+            || lower.contains("exit code 4"))
+        .then_some(err)
     }
 }
 
@@ -96,6 +111,10 @@ not json at all
     fn network_errors_are_not_decisive() {
         let net = r#"{"level":"error","msg":"restore error","error":"while restoring cluster: Network error (exit code 2)"}"#;
         assert_eq!(read(net).decisive_failure(), None);
+        assert!(read(net).infrastructure_error().is_some());
+        // Even while checking the first WAL: a transient failure is not a gap.
+        let probe = r#"{"level":"error","msg":"restore error","error":"encountered an error while checking the presence of first needed WAL in the archive: General error (exit code 4)"}"#;
+        assert_eq!(read(probe).decisive_failure(), None);
         let gone = r#"{"level":"error","msg":"restore error","error":"no target backup found"}"#;
         assert_eq!(
             read(gone).decisive_failure().unwrap().0,

@@ -38,10 +38,19 @@ pub enum ConnectMode {
 }
 
 /// A Secret to create in the drill's namespace: its name there and its keys.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SecretCopy {
     pub name: String,
     pub data: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for SecretCopy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretCopy")
+            .field("name", &self.name)
+            .field("keys", &self.data.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 #[derive(Clone)]
@@ -218,37 +227,91 @@ async fn create_objects(req: &CnpgRequest, objects: &DrillObjects) -> Result<Str
     Ok(applied.metadata.resource_version.unwrap_or_default())
 }
 
-/// The full-recovery job pods of a cluster, oldest first, with their phase.
-async fn recovery_pods(client: &kube::Client, ns: &str, cluster: &str) -> Vec<(String, String)> {
+/// A full-recovery job pod: name, phase, and why a container cannot start (if it cannot).
+struct RecoveryPod {
+    name: String,
+    phase: String,
+    stuck: Option<String>,
+}
+
+/// Reasons a container waits that waiting will not cure.
+const STUCK_REASONS: &[&str] = &[
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+];
+
+/// The full-recovery job pods of a cluster, oldest first.
+async fn recovery_pods(
+    client: &kube::Client,
+    ns: &str,
+    cluster: &str,
+) -> Result<Vec<RecoveryPod>, String> {
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
     let lp = ListParams::default().labels(&format!(
         "cnpg.io/cluster={cluster},cnpg.io/jobRole=full-recovery"
     ));
-    let mut pods: Vec<_> = api
+    let mut pods = api
         .list(&lp)
         .await
-        .map(|l| l.items)
-        .unwrap_or_default()
+        .map_err(|e| format!("listing the full-recovery pods in {ns}: {}", describe(&e)))?
+        .items;
+    pods.sort_by(|a, b| {
+        a.metadata
+            .creation_timestamp
+            .cmp(&b.metadata.creation_timestamp)
+    });
+    Ok(pods
         .into_iter()
         .map(|p| {
-            (
-                p.metadata.creation_timestamp.clone(),
-                p.metadata.name.clone().unwrap_or_default(),
-                p.status.and_then(|s| s.phase).unwrap_or_default(),
-            )
+            let status = p.status.unwrap_or_default();
+            let stuck = status
+                .init_container_statuses
+                .iter()
+                .flatten()
+                .chain(status.container_statuses.iter().flatten())
+                .find_map(|c| {
+                    let w = c.state.as_ref()?.waiting.as_ref()?;
+                    let reason = w.reason.as_deref()?;
+                    STUCK_REASONS.contains(&reason).then(|| {
+                        format!(
+                            "container {}: {reason} {}",
+                            c.name,
+                            w.message.as_deref().unwrap_or("")
+                        )
+                    })
+                });
+            RecoveryPod {
+                name: p.metadata.name.unwrap_or_default(),
+                phase: status.phase.unwrap_or_default(),
+                stuck,
+            }
         })
-        .collect();
-    pods.sort();
-    pods.into_iter().map(|(_, n, p)| (n, p)).collect()
+        .collect())
 }
 
-async fn pod_log(client: &kube::Client, ns: &str, pod: &str) -> Option<joblog::JobLog> {
+/// The job's log: the `full-recovery` container's, plus the Barman Cloud plugin sidecar's
+/// (where the plugin path reports catalog and restore errors) when there is one.
+async fn pod_log(client: &kube::Client, ns: &str, pod: &str) -> Result<joblog::JobLog, String> {
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let lp = LogParams {
+    let main = LogParams {
         container: Some("full-recovery".into()),
         ..Default::default()
     };
-    api.logs(pod, &lp).await.ok().map(|t| joblog::read(&t))
+    let mut text = api
+        .logs(pod, &main)
+        .await
+        .map_err(|e| format!("reading the log of pod {ns}/{pod}: {}", describe(&e)))?;
+    let sidecar = LogParams {
+        container: Some("plugin-barman-cloud".into()),
+        ..Default::default()
+    };
+    if let Ok(more) = api.logs(pod, &sidecar).await {
+        text.push('\n');
+        text.push_str(&more);
+    }
+    Ok(joblog::read(&text))
 }
 
 /// The last few Warning events about the drill's objects, for evidence.
@@ -259,6 +322,7 @@ async fn warnings(client: &kube::Client, ns: &str, cluster: &str) -> String {
         .await
         .map(|l| l.items)
         .unwrap_or_default();
+    let prefix = format!("{cluster}-");
     let lines: Vec<String> = events
         .iter()
         .filter(|e| e.type_.as_deref() == Some("Warning"))
@@ -266,7 +330,7 @@ async fn warnings(client: &kube::Client, ns: &str, cluster: &str) -> String {
             e.involved_object
                 .name
                 .as_deref()
-                .is_some_and(|n| n.starts_with(cluster))
+                .is_some_and(|n| n == cluster || n.starts_with(&prefix))
         })
         .map(|e| {
             format!(
@@ -285,33 +349,138 @@ async fn warnings(client: &kube::Client, ns: &str, cluster: &str) -> String {
     }
 }
 
-/// The first decisive failure among the failed full-recovery pods.
-async fn failed_pod_cause(
+/// What the failed full-recovery pods say, for pods not examined yet.
+async fn failed_pods(
     client: &kube::Client,
     ns: &str,
     cluster: &str,
     seen: &mut Vec<String>,
-) -> Option<(&'static str, String)> {
-    for (pod, phase) in recovery_pods(client, ns, cluster).await {
-        if phase != "Failed" || seen.contains(&pod) {
+) -> Result<Option<Failure>, String> {
+    for pod in recovery_pods(client, ns, cluster).await? {
+        if let Some(stuck) = &pod.stuck {
+            return Ok(Some(error(
+                Stage::Restore,
+                format!("pod {ns}/{} cannot start: {stuck}", pod.name),
+            )));
+        }
+        if pod.phase != "Failed" || seen.contains(&pod.name) {
             continue;
         }
-        seen.push(pod.clone());
-        if let Some((cause, evidence)) = pod_log(client, ns, &pod)
-            .await
-            .and_then(|l| l.decisive_failure())
-        {
-            return Some((cause, format!("{evidence} (pod {pod})")));
+        seen.push(pod.name.clone());
+        let log = pod_log(client, ns, &pod.name).await?;
+        if let Some((cause, evidence)) = log.decisive_failure() {
+            return Ok(Some(fail(
+                Stage::Recover,
+                cause,
+                format!("{evidence} (pod {})", pod.name),
+            )));
         }
     }
-    None
+    Ok(None)
 }
 
-/// Waits for the Cluster: Ready, or the reason it never will be.
-async fn wait_ready(
+/// Why CNPG gave up, from every attempt's log: the first decisive failure, else an
+/// infrastructure error (the store was unreachable), else CNPG's own reason.
+async fn unrecoverable(client: &kube::Client, ns: &str, cluster: &str, reason: &str) -> Failure {
+    let pods = match recovery_pods(client, ns, cluster).await {
+        Ok(p) => p,
+        Err(e) => return error(Stage::Recover, e),
+    };
+    let mut infrastructure = None;
+    for pod in &pods {
+        match pod_log(client, ns, &pod.name).await {
+            Ok(log) => {
+                if let Some((cause, evidence)) = log.decisive_failure() {
+                    return fail(
+                        Stage::Recover,
+                        cause,
+                        format!("{evidence} (pod {})", pod.name),
+                    );
+                }
+                if infrastructure.is_none() {
+                    infrastructure = log.infrastructure_error().map(str::to_string);
+                }
+            }
+            Err(e) => return error(Stage::Recover, e),
+        }
+    }
+    if let Some(e) = infrastructure {
+        return error(
+            Stage::Restore,
+            format!("the recovery job could not reach the object store: {e}"),
+        );
+    }
+    let events = warnings(client, ns, cluster).await;
+    fail(
+        Stage::Recover,
+        "recovery_failed",
+        format!("{}: {reason}{events}", status::PHASE_UNRECOVERABLE),
+    )
+}
+
+/// What one look at the Cluster says: done (Ready or a failure), or keep waiting.
+async fn evaluate(
+    req: &CnpgRequest,
+    objects: &DrillObjects,
+    cluster: &DynamicObject,
+    last: &mut (String, String),
+) -> Option<Result<(), Failure>> {
+    let (ns, name) = (objects.namespace.as_str(), objects.cluster.as_str());
+    match status::progress(&cluster.data["status"]) {
+        Progress::Ready => Some(Ok(())),
+        Progress::Waiting { phase, reason } => {
+            if (phase.clone(), reason.clone()) != *last && !phase.is_empty() {
+                (req.progress)(&phase, &reason);
+                *last = (phase, reason);
+            }
+            None
+        }
+        Progress::Broken { phase, reason } => {
+            Some(Err(error(Stage::Restore, format!("{phase}: {reason}"))))
+        }
+        Progress::Unrecoverable { reason } => {
+            Some(Err(unrecoverable(&req.client, ns, name, &reason).await))
+        }
+    }
+}
+
+/// Waits for the Cluster: Ready, or the reason it never will be, within the deadline.
+async fn wait_ready(req: &CnpgRequest, objects: &DrillObjects, rv: String) -> Result<(), Failure> {
+    let deadline = tokio::time::Instant::now() + req.deadline;
+    let mut last = (String::new(), String::new());
+    let timed_out = |last: &(String, String)| {
+        let (client, ns, name) = (
+            req.client.clone(),
+            objects.namespace.clone(),
+            objects.cluster.clone(),
+        );
+        let last = last.clone();
+        let limit = req.deadline;
+        async move {
+            let events = warnings(&client, &ns, &name).await;
+            fail(
+                Stage::Recover,
+                "recovery_timeout",
+                format!(
+                    "not Ready within {limit:?}; last phase {:?} ({}){events}",
+                    last.0, last.1
+                ),
+            )
+        }
+    };
+    let watched =
+        tokio::time::timeout_at(deadline, watch_until_done(req, objects, rv, &mut last)).await;
+    match watched {
+        Ok(result) => result,
+        Err(_) => Err(timed_out(&last).await),
+    }
+}
+
+async fn watch_until_done(
     req: &CnpgRequest,
     objects: &DrillObjects,
     mut rv: String,
+    last: &mut (String, String),
 ) -> Result<(), Failure> {
     let (client, ns, name) = (
         &req.client,
@@ -319,51 +488,29 @@ async fn wait_ready(
         objects.cluster.as_str(),
     );
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &clusters());
-    let deadline = Instant::now() + req.deadline;
-    let mut last = (String::new(), String::new());
     let mut seen_failed = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     let wp = WatchParams::default()
         .fields(&format!("metadata.name={name}"))
         .timeout(55);
     // The state right after apply, then every change.
-    let mut current = api.get(name).await.ok();
+    if let Ok(obj) = api.get(name).await
+        && let Some(done) = evaluate(req, objects, &obj, last).await
+    {
+        return done;
+    }
     loop {
-        if let Some(obj) = current.take() {
-            match status::progress(&obj.data["status"]) {
-                Progress::Ready => return Ok(()),
-                Progress::Waiting { phase, reason } => {
-                    if (phase.clone(), reason.clone()) != last && !phase.is_empty() {
-                        (req.progress)(&phase, &reason);
-                        last = (phase, reason);
-                    }
-                }
-                Progress::Broken { phase, reason } => {
-                    return Err(error(Stage::Restore, format!("{phase}: {reason}")));
-                }
-                Progress::Unrecoverable { reason } => {
-                    // Every recovery pod's log, for the first decisive failure.
-                    seen_failed.clear();
-                    if let Some((cause, evidence)) =
-                        failed_pod_cause(client, ns, name, &mut seen_failed).await
-                    {
-                        return Err(fail(Stage::Recover, cause, evidence));
-                    }
-                    let events = warnings(client, ns, name).await;
-                    return Err(fail(
-                        Stage::Recover,
-                        "recovery_failed",
-                        format!("{}: {reason}{events}", status::PHASE_UNRECOVERABLE),
-                    ));
-                }
-            }
-        }
         let stream = match api.watch(&wp, &rv).await {
             Ok(s) => s.boxed(),
             Err(e) => {
                 tracing::warn!("watching Cluster {ns}/{name}: {}", describe(&e));
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                current = api.get(name).await.ok();
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                if let Ok(obj) = api.get(name).await {
+                    rv = obj.metadata.resource_version.clone().unwrap_or(rv);
+                    if let Some(done) = evaluate(req, objects, &obj, last).await {
+                        return done;
+                    }
+                }
                 continue;
             }
         };
@@ -373,40 +520,35 @@ async fn wait_ready(
                 ev = stream.try_next() => match ev {
                     Ok(Some(WatchEvent::Added(o) | WatchEvent::Modified(o))) => {
                         rv = o.metadata.resource_version.clone().unwrap_or(rv);
-                        current = Some(o);
-                        break;
+                        if let Some(done) = evaluate(req, objects, &o, last).await {
+                            return done;
+                        }
                     }
                     Ok(Some(WatchEvent::Bookmark(b))) => rv = b.metadata.resource_version,
                     Ok(Some(WatchEvent::Deleted(_))) => {
                         return Err(error(Stage::Recover, format!("Cluster {ns}/{name} was deleted by someone else")));
                     }
                     Ok(Some(WatchEvent::Error(e))) => {
-                        // 410 Gone: start again from the current state.
+                        // 410 Gone and the like: start again from the current state.
                         tracing::debug!("watch error {}: {}", e.code, e.message);
-                        current = api.get(name).await.ok();
-                        if let Some(o) = &current {
-                            rv = o.metadata.resource_version.clone().unwrap_or_default();
+                        if let Ok(obj) = api.get(name).await {
+                            rv = obj.metadata.resource_version.clone().unwrap_or_default();
+                            if let Some(done) = evaluate(req, objects, &obj, last).await {
+                                return done;
+                            }
                         }
                         break;
                     }
+                    // The server ended the watch (timeoutSeconds) or the connection dropped.
                     Ok(None) | Err(_) => break,
                 },
                 _ = tick.tick() => {
                     // CNPG retries a broken restore several times; the first decisive failure
-                    // is the answer.
-                    if let Some((cause, evidence)) = failed_pod_cause(client, ns, name, &mut seen_failed).await {
-                        return Err(fail(Stage::Recover, cause, evidence));
-                    }
-                    if Instant::now() >= deadline {
-                        let events = warnings(client, ns, name).await;
-                        return Err(fail(
-                            Stage::Recover,
-                            "recovery_timeout",
-                            format!(
-                                "not Ready within {:?}; last phase {:?} ({}){events}",
-                                req.deadline, last.0, last.1
-                            ),
-                        ));
+                    // is the answer. A pod that cannot start is an error.
+                    match failed_pods(client, ns, name, &mut seen_failed).await {
+                        Ok(Some(f)) => return Err(f),
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!("{e}"),
                     }
                 }
             }
@@ -451,24 +593,55 @@ async fn credentials(
 /// (or kept for a human with keepOnFailure).
 pub async fn recover(req: &CnpgRequest) -> Result<CnpgServer, Failure> {
     let objects = drill_objects(req);
+    // A scratch namespace is the drill's own: never adopt (and later delete) one that exists.
+    if objects.scratch_namespace {
+        let api: Api<Namespace> = Api::all(req.client.clone());
+        match api.get_opt(&objects.namespace).await {
+            Ok(None) => {}
+            Ok(Some(_)) => {
+                return Err(error(
+                    Stage::Restore,
+                    format!(
+                        "namespace {} already exists; pgdrill only uses namespaces it creates",
+                        objects.namespace
+                    ),
+                ));
+            }
+            Err(e) => {
+                return Err(error(
+                    Stage::Restore,
+                    format!("checking namespace {}: {}", objects.namespace, describe(&e)),
+                ));
+            }
+        }
+    }
     req.live.add(&objects);
     let started = Instant::now();
     let outcome = async {
         let rv = create_objects(req, &objects).await?;
         wait_ready(req, &objects, rv).await?;
         let ready_time = started.elapsed();
-        let end = match recovery_pods(&req.client, &objects.namespace, &objects.cluster)
+        // Where recovery ended, from the job that did it.
+        let pods = recovery_pods(&req.client, &objects.namespace, &objects.cluster)
             .await
-            .into_iter()
+            .map_err(|e| error(Stage::Verify, e))?;
+        let done = pods
+            .iter()
             .rev()
-            .find(|(_, phase)| phase == "Succeeded")
-        {
-            Some((pod, _)) => pod_log(&req.client, &objects.namespace, &pod)
-                .await
-                .map(|l| l.recovery_end())
-                .unwrap_or_default(),
-            None => RecoveryEnd::default(),
-        };
+            .find(|p| p.phase == "Succeeded")
+            .ok_or_else(|| {
+                error(
+                    Stage::Verify,
+                    format!(
+                        "no succeeded full-recovery pod in {} to read where recovery ended",
+                        objects.namespace
+                    ),
+                )
+            })?;
+        let end = pod_log(&req.client, &objects.namespace, &done.name)
+            .await
+            .map_err(|e| error(Stage::Verify, e))?
+            .recovery_end();
         let (user, password) = credentials(req, &objects).await?;
         let mode = match req.connect {
             ConnectMode::Auto if crate::k8s::in_cluster() => ConnectMode::Service,
