@@ -16,7 +16,7 @@ use clap::Parser;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -146,6 +146,8 @@ struct Render {
     service_accounts: Vec<ServiceAccount>,
     cluster_roles: Vec<ClusterRole>,
     bindings: Vec<ClusterRoleBinding>,
+    roles: Vec<Role>,
+    role_bindings: Vec<RoleBinding>,
     config_maps: Vec<ConfigMap>,
     cron_jobs: Vec<CronJob>,
 }
@@ -161,6 +163,10 @@ fn render(dir: &str) -> Render {
             }
             (Some("rbac.authorization.k8s.io/v1"), Some("ClusterRoleBinding")) => {
                 r.bindings.push(typed(&doc, dir))
+            }
+            (Some("rbac.authorization.k8s.io/v1"), Some("Role")) => r.roles.push(typed(&doc, dir)),
+            (Some("rbac.authorization.k8s.io/v1"), Some("RoleBinding")) => {
+                r.role_bindings.push(typed(&doc, dir))
             }
             (Some("v1"), Some("ConfigMap")) => r.config_maps.push(typed(&doc, dir)),
             (Some("batch/v1"), Some("CronJob")) => r.cron_jobs.push(typed(&doc, dir)),
@@ -892,4 +898,75 @@ fn the_binary_works_as_a_kubectl_plugin() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&list.stdout).contains("kubectl-pgdrill"));
+}
+
+/// Where pgdrill may not create namespaces: Roles in the drill, source and own namespaces, no
+/// cluster-wide rights, and a scenario that drills in the fixed namespace.
+#[test]
+fn fixed_namespace_overlay_grants_only_namespaced_roles() {
+    let dir = "deploy/overlays/fixed-namespace";
+    let r = render(dir);
+    assert!(
+        r.cluster_roles.is_empty() && r.bindings.is_empty(),
+        "no cluster-wide rights"
+    );
+    let sa = one(&r.service_accounts, "ServiceAccount");
+    let sa_ns = sa.metadata.namespace.clone().unwrap();
+    assert_eq!(r.roles.len(), 3);
+    for b in &r.role_bindings {
+        let ns = b.metadata.namespace.clone().unwrap();
+        assert_eq!(b.role_ref.kind, "Role");
+        assert!(
+            r.roles.iter().any(
+                |role| role.metadata.name.as_deref() == Some(&b.role_ref.name)
+                    && role.metadata.namespace.as_deref() == Some(&ns)
+            ),
+            "binding {ns}/{:?} names a Role of its namespace",
+            b.metadata.name
+        );
+        let subjects = b.subjects.clone().unwrap_or_default();
+        assert_eq!(subjects.len(), 1);
+        assert_eq!(subjects[0].name, sa.metadata.name.clone().unwrap());
+        assert_eq!(subjects[0].namespace.as_deref(), Some(sa_ns.as_str()));
+    }
+    for role in &r.roles {
+        for rule in role.rules.iter().flatten() {
+            assert!(
+                !rule
+                    .resources
+                    .iter()
+                    .flatten()
+                    .any(|res| res == "namespaces"),
+                "a fixed namespace needs no namespace rights"
+            );
+        }
+    }
+    // The scenario drills in the namespace the drill Role covers.
+    let cm = one(&r.config_maps, "ConfigMap");
+    let text = cm.data.as_ref().unwrap().get("weekly.yaml").unwrap();
+    let scenario: Value = serde_saphyr::from_str(text).unwrap();
+    let fixed = scenario["cnpg"]["namespace"]
+        .as_str()
+        .expect("cnpg.namespace");
+    let drills = r
+        .roles
+        .iter()
+        .find(|role| role.metadata.namespace.as_deref() == Some(fixed))
+        .expect("a Role in the drill namespace");
+    let grants = |group: &str, res: &str, verb: &str| {
+        drills.rules.iter().flatten().any(|rule| {
+            rule.api_groups.iter().flatten().any(|g| g == group)
+                && rule.resources.iter().flatten().any(|r| r == res)
+                && rule.verbs.iter().any(|v| v == verb)
+        })
+    };
+    assert!(
+        grants("postgresql.cnpg.io", "clusters", "patch")
+            && grants("", "persistentvolumeclaims", "delete")
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("weekly.yaml");
+    std::fs::write(&file, text).unwrap();
+    let (ok, out) = pgdrill_validate(&file);
+    assert!(ok, "{out}");
 }

@@ -418,6 +418,7 @@ fn cnpg_drills_restore_verify_and_tear_down_on_the_simulator() {
         ),
     );
     let before = recovery_pods_created(&sim.store);
+    let fixed_from = sim.store.requests().len();
     let out = pgdrill_k(
         &sim,
         &[
@@ -493,6 +494,8 @@ fn cnpg_drills_restore_verify_and_tear_down_on_the_simulator() {
 
     // RBAC: every request the backend made is granted by deploy/, and nothing granted is unused.
     check_rbac(&sim.store);
+    // The fixed-namespace runs needed nothing beyond the Roles of that overlay.
+    check_fixed_namespace_roles(&sim.store.requests()[fixed_from..]);
     drop(operator);
 }
 
@@ -562,6 +565,84 @@ fn check_rbac(store: &Store) {
         unused.is_empty(),
         "granted but never used (not minimal): {unused:?}"
     );
+}
+
+/// The Roles of deploy/overlays/fixed-namespace, by namespace: (verb, group, resource).
+fn fixed_namespace_roles()
+-> std::collections::BTreeMap<String, std::collections::BTreeSet<(String, String, String)>> {
+    let out = Command::new("kubectl")
+        .args(["kustomize", "deploy/overlays/fixed-namespace"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut roles = std::collections::BTreeMap::new();
+    for doc in text.split("\n---") {
+        let Ok(v) = serde_saphyr::from_str::<Value>(doc) else {
+            continue;
+        };
+        if v["kind"] != "Role" {
+            continue;
+        }
+        let granted: &mut std::collections::BTreeSet<_> = roles
+            .entry(v["metadata"]["namespace"].as_str().unwrap().to_string())
+            .or_default();
+        for rule in v["rules"].as_array().unwrap() {
+            for g in rule["apiGroups"].as_array().unwrap() {
+                for r in rule["resources"].as_array().unwrap() {
+                    for verb in rule["verbs"].as_array().unwrap() {
+                        granted.insert((
+                            verb.as_str().unwrap().into(),
+                            g.as_str().unwrap().into(),
+                            r.as_str().unwrap().into(),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    roles
+}
+
+fn check_fixed_namespace_roles(requests: &[kubesim::RequestRecord]) {
+    let roles = fixed_namespace_roles();
+    // This test's namespaces stand for the overlay's: drills, the source's, pgdrill's own.
+    let overlay_ns = |ns: &str| match ns {
+        "drills" => "pgdrill-drills",
+        "prod" => "app",
+        "default" => "pgdrill",
+        other => panic!("a request in an unexpected namespace {other}"),
+    };
+    assert!(!requests.is_empty());
+    for r in requests {
+        let ns = r.namespace.as_deref().unwrap_or_else(|| {
+            panic!(
+                "a cluster-scoped request needs cluster-wide rights: {} {}",
+                r.verb, r.resource
+            )
+        });
+        let res = match &r.subresource {
+            Some(sub) => format!("{}/{sub}", r.resource),
+            None => r.resource.clone(),
+        };
+        let granted = &roles[overlay_ns(ns)];
+        let mut needed = vec![r.verb.clone()];
+        if r.verb == "patch" && r.code == 201 {
+            needed.push("create".into());
+        }
+        for verb in needed {
+            assert!(
+                granted.contains(&(verb.clone(), r.api_group.clone(), res.clone())),
+                "{verb} {}/{res} in {ns} is not granted by the fixed-namespace Roles",
+                r.api_group
+            );
+        }
+    }
 }
 
 /// A pgdrill run in the background, stopped with SIGTERM once `ready` holds.

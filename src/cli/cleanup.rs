@@ -14,6 +14,10 @@ pub struct CleanupArgs {
     /// Also sweep drill objects created longer ago than this (30m, 2h, 1d), expired or not.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub older_than: Option<Duration>,
+    /// Only these namespaces (repeatable): for fixed drill namespaces, where pgdrill may not
+    /// list namespaces. By default the whole cluster is swept.
+    #[arg(long = "namespace", short = 'n', value_name = "NS")]
+    pub namespaces: Vec<String>,
     /// List what would be deleted, delete nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -23,7 +27,12 @@ pub struct CleanupArgs {
 
 pub async fn cleanup(args: CleanupArgs) -> Result<i32, Failure> {
     let client = crate::k8s::client().await.map_err(Failure::error)?;
-    let swept = crate::k8s::cleanup::sweep(&client, args.older_than, args.dry_run)
+    let scope = if args.namespaces.is_empty() {
+        crate::k8s::cleanup::Scope::Cluster
+    } else {
+        crate::k8s::cleanup::Scope::Namespaces(args.namespaces.clone())
+    };
+    let swept = crate::k8s::cleanup::sweep(&client, &scope, args.older_than, args.dry_run)
         .await
         .map_err(Failure::error)?;
     match args.output {

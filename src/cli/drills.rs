@@ -460,8 +460,27 @@ async fn cluster_ready(client: &kube::Client, prepared: &[Prepared]) -> Result<(
     crate::k8s::require_crds(client, plugin)
         .await
         .map_err(Failure::error)?;
+    // Only the fixed namespaces when no drill needs a scratch namespace: pgdrill may hold
+    // Roles there and nothing cluster-wide.
+    let cnpg: Vec<&Loaded> = prepared
+        .iter()
+        .map(|p| &p.loaded)
+        .filter(|l| l.scenario.backend == BackendKind::Cnpg)
+        .collect();
+    let scope = match cnpg
+        .iter()
+        .map(|l| l.scenario.cnpg.namespace.clone())
+        .collect::<Option<Vec<String>>>()
+    {
+        Some(mut fixed) => {
+            fixed.sort();
+            fixed.dedup();
+            crate::k8s::cleanup::Scope::Namespaces(fixed)
+        }
+        None => crate::k8s::cleanup::Scope::Cluster,
+    };
     // Leftovers of earlier runs must not stop this one: a problem is reported, not fatal.
-    let swept = match crate::k8s::cleanup::sweep(client, None, false).await {
+    let swept = match crate::k8s::cleanup::sweep(client, &scope, None, false).await {
         Ok(swept) => swept,
         Err(e) => {
             eprintln!("warning: sweeping expired drill objects: {e}");

@@ -57,8 +57,38 @@ fn selector() -> String {
 }
 
 /// Deletes every expired drill object (or older than `older_than`); with `dry_run`, lists them.
+/// Where to look: the whole cluster (scratch namespaces and every namespace's drill objects),
+/// or only some fixed namespaces (where pgdrill may hold a Role but not list namespaces).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    Cluster,
+    Namespaces(Vec<String>),
+}
+
+/// Lists labelled objects of one kind in the scope.
+async fn list_in<K>(
+    scope: &Scope,
+    lp: &ListParams,
+    api_for: impl Fn(Option<&str>) -> Api<K>,
+) -> Result<Vec<K>, kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match scope {
+        Scope::Cluster => Ok(api_for(None).list(lp).await?.items),
+        Scope::Namespaces(list) => {
+            let mut all = Vec::new();
+            for ns in list {
+                all.extend(api_for(Some(ns)).list(lp).await?.items);
+            }
+            Ok(all)
+        }
+    }
+}
+
 pub async fn sweep(
     client: &kube::Client,
+    scope: &Scope,
     older_than: Option<Duration>,
     dry_run: bool,
 ) -> Result<Vec<Swept>, String> {
@@ -66,16 +96,21 @@ pub async fn sweep(
     let lp = ListParams::default().labels(&selector());
     let mut swept = Vec::new();
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    let scratch = namespaces
-        .list(&lp)
-        .await
-        .map_err(|e| format!("listing drill namespaces: {}", describe(&e)))?;
+    let scratch = match scope {
+        Scope::Cluster => {
+            namespaces
+                .list(&lp)
+                .await
+                .map_err(|e| format!("listing drill namespaces: {}", describe(&e)))?
+                .items
+        }
+        Scope::Namespaces(_) => Vec::new(),
+    };
     let scratch_names: Vec<String> = scratch
-        .items
         .iter()
         .filter_map(|n| n.metadata.name.clone())
         .collect();
-    for ns in scratch.items {
+    for ns in scratch {
         let name = ns.metadata.name.clone().unwrap_or_default();
         if let Some(why) = sweep_reason(&ns.metadata, now, older_than) {
             if !dry_run {
@@ -99,9 +134,13 @@ pub async fn sweep(
     // Drill clusters in fixed namespaces. A problem with one does not stop the others.
     let mut problems = Vec::new();
     let mut swept_drills: Vec<String> = Vec::new();
-    let all_clusters: Api<DynamicObject> = Api::all_with(client.clone(), &clusters());
-    let drill_clusters = match all_clusters.list(&lp).await {
-        Ok(list) => list.items,
+    let drill_clusters = match list_in(scope, &lp, |ns| match ns {
+        Some(ns) => Api::<DynamicObject>::namespaced_with(client.clone(), ns, &clusters()),
+        None => Api::all_with(client.clone(), &clusters()),
+    })
+    .await
+    {
+        Ok(list) => list,
         Err(e) if is_not_found(&e) => Vec::new(),
         Err(e) => return Err(format!("listing drill clusters: {}", describe(&e))),
     };
@@ -140,15 +179,21 @@ pub async fn sweep(
         });
     }
     // Copied Secrets and ObjectStores whose Cluster never got created (or is already gone).
-    let secrets: Api<Secret> = Api::all(client.clone());
-    let stores: Api<DynamicObject> = Api::all_with(client.clone(), &object_stores());
     let mut leftovers: Vec<(&'static str, ObjectMeta)> = Vec::new();
-    match secrets.list(&lp).await {
-        Ok(l) => leftovers.extend(l.items.into_iter().map(|o| ("Secret", o.metadata))),
+    let secrets = list_in(scope, &lp, |ns| match ns {
+        Some(ns) => Api::<Secret>::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    });
+    match secrets.await {
+        Ok(l) => leftovers.extend(l.into_iter().map(|o| ("Secret", o.metadata))),
         Err(e) => problems.push(format!("listing drill Secrets: {}", describe(&e))),
     }
-    match stores.list(&lp).await {
-        Ok(l) => leftovers.extend(l.items.into_iter().map(|o| ("ObjectStore", o.metadata))),
+    let stores = list_in(scope, &lp, |ns| match ns {
+        Some(ns) => Api::<DynamicObject>::namespaced_with(client.clone(), ns, &object_stores()),
+        None => Api::all_with(client.clone(), &object_stores()),
+    });
+    match stores.await {
+        Ok(l) => leftovers.extend(l.into_iter().map(|o| ("ObjectStore", o.metadata))),
         Err(e) if is_not_found(&e) => {}
         Err(e) => problems.push(format!("listing drill ObjectStores: {}", describe(&e))),
     }
