@@ -29,6 +29,7 @@ pub struct ValidateArgs {
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
+    /// Scenario files (repeatable).
     #[arg(short = 'f', long = "file", required = true)]
     pub files: Vec<PathBuf>,
     /// Only this lineage (repeatable).

@@ -85,14 +85,17 @@ Examples:
 Run every drill of the scenarios: for each lineage and target, preflight against the catalog,
 restore the chosen backup with barman-cloud-restore, recover with the settings CloudNativePG
 uses, verify where recovery ended, the row counts against the baseline and the SQL checks, tear
-everything down, and write reports (JSON, Markdown, JUnit).
+everything down, and write reports (JSON, Markdown, JUnit). With `backend: cnpg` each drill is a
+scratch CloudNativePG recovery cluster instead (KUBECONFIG or in-cluster): applied, watched
+until Ready, verified through the -rw Service or a port-forward, deleted with its PVCs.
 
 Exit codes: 0 every drill passed (or ended as the scenario expected), 1 a drill failed,
 2 a drill could not be verified (and none failed), 64 an invalid scenario.
 
 Examples:
   pgdrill run -f scenarios/sandbox.yaml
-  pgdrill run -f weekly.yaml --lineage app-v2 --target 'time:2025-01-15 12:00:00+00'")]
+  pgdrill run -f weekly.yaml --lineage app-v2 --target 'time:2025-01-15 12:00:00+00'
+  pgdrill run -f cnpg.yaml --history-configmap pgdrill-history   # backend: cnpg")]
     Run(drills::RunArgs),
     /// Run scenarios on their `schedule:` (cron), with a concurrency limit and no overlap.
     #[command(long_about = "\
