@@ -59,8 +59,5 @@ RUN apt-get update \
 ENV PATH=/opt/barman/bin:$PATH
 USER 65532:65532
 
-# The last stage is the default target; keep it the binary-only image.
-FROM cnpg
-
 # The default target is the last stage: the binary-only image the CronJob runs.
 FROM cnpg

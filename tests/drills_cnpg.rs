@@ -380,6 +380,28 @@ fn cnpg_drills_restore_verify_and_tear_down_on_the_simulator() {
     assert_eq!(entries[0]["verdict"], "pass");
     assert_eq!(entries[1]["rows"]["public.accounts"], 600);
     assert!(entries[0]["rto_seconds"].as_f64().unwrap() > 0.0);
+    // By default checks connect as the owner, with the password from `<cluster>-app`.
+    let owner = write(
+        dir,
+        "owner.yaml",
+        "apiVersion: pgdrill/v1\nname: owner\nsource:\n  cluster: {namespace: prod, name: app}\n\
+         lineages: [app-v1]\nbackend: cnpg\ntargets: [latest]\nchecks:\n  database: app\n  sql:\n    \
+         - {name: connected as the owner, query: select current_user, op: \"==\", expect: app}\n",
+    );
+    let out = pgdrill_k(
+        &sim,
+        &["run", "-f", owner.to_str().unwrap(), "--output", "json"],
+    );
+    let d = &json(&out)["drills"][0];
+    assert_eq!(out.status.code(), Some(0), "{}\n{d}", stderr(&out));
+    let check = d["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "sql")
+        .unwrap();
+    assert_eq!(check["actual"], "app", "{d}");
+    assert_clean(&sim.store);
     // The drill Clusters were applied with an explicit serverName and no archiving.
     let applied: Vec<Value> = sim
         .store
@@ -390,7 +412,7 @@ fn cnpg_drills_restore_verify_and_tear_down_on_the_simulator() {
         .filter(|o| o["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "pgdrill")
         .filter(|o| o["spec"]["bootstrap"].is_object())
         .collect();
-    assert_eq!(applied.len(), 2);
+    assert_eq!(applied.len(), 3);
     for c in &applied {
         assert_eq!(
             c["spec"]["externalClusters"][0]["plugin"]["parameters"]["serverName"],

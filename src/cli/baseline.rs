@@ -13,15 +13,18 @@ use crate::scenario::types::TablesSpec;
 pub enum BaselineCommand {
     /// Record exact row counts on the live source, with the LSN and time they hold at.
     #[command(long_about = "\
-Connect to the live source (PGDRILL_SOURCE_URL, never a flag value), count the rows of every
-table the scenario checks (or every user table) in one snapshot, and record the LSN and time.
-With --restore-point, create a named restore point (pg_create_restore_point) and use its LSN,
-so a drill can target the baseline exactly. The file goes where the scenario's
-checks.baseline points, or to --out.
+Connect to the live source (PGDRILL_SOURCE_URL, or the `uri` key of a mounted Secret folder
+given with --source-secret; never a flag value), count the rows of every table the scenario
+checks (or every user table) in one snapshot, and record the LSN and time. With
+--restore-point, create a named restore point (pg_create_restore_point) and use its LSN, so a
+drill can target the baseline exactly. The file goes where the scenario's checks.baseline
+points, or to --out; with --configmap it is also stored in that ConfigMap as <name>.json.
 
-Example:
+Examples:
   PGDRILL_SOURCE_URL=postgresql://postgres@db:5432/app \\
-    pgdrill baseline record -f weekly.yaml --name nightly --restore-point")]
+    pgdrill baseline record -f weekly.yaml --name nightly --restore-point
+  pgdrill baseline record --name weekly --source-secret /etc/secrets/app-superuser \\
+    --configmap pgdrill-baselines --restore-point --switch-wal")]
     Record(RecordArgs),
 }
 

@@ -78,7 +78,8 @@ Examples:
     Validate(drills::ValidateArgs),
     /// Print the JSON Schema of scenario files.
     Schema,
-    /// Show the drills a scenario would run and the ones preflight refuses, with no side effects.
+    /// Show the drills a scenario would run, the ones preflight refuses, and for backend cnpg
+    /// the manifests; reads the archive (and a source Cluster), changes nothing.
     Plan(drills::PlanArgs),
     /// Run every drill of the scenarios: restore, recover, verify, tear down, report.
     #[command(long_about = "\

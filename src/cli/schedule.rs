@@ -32,11 +32,13 @@ pub struct ScheduleArgs {
     /// Where reports go (as for `run`).
     #[arg(long)]
     pub report_dir: Option<PathBuf>,
+    /// Parent folder of the local backend's scratch data directories.
     #[arg(long, env = "PGDRILL_WORK_DIR")]
     pub work_dir: Option<PathBuf>,
     /// Append every run's drills to this ConfigMap (as `run --history-configmap`).
     #[arg(long, value_name = "NAME", env = "PGDRILL_HISTORY_CONFIGMAP")]
     pub history_configmap: Option<String>,
+    /// Namespace of the history ConfigMap (default: the kubeconfig's or the pod's namespace).
     #[arg(long, value_name = "NS", requires = "history_configmap")]
     pub history_namespace: Option<String>,
     /// Serve /healthz and /metrics (each scenario's last run, next fire times) on this address,
