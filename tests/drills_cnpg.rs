@@ -825,6 +825,34 @@ fn sigterm_mid_restore_tears_down_and_failures_are_reported_as_cnpg_shows_them()
     assert_clean(&sim.store);
     drop(no_image);
 
+    // CNPG gives up after its retries, every job log saying the store was unreachable: an
+    // error (the backup was never tested), not a failed backup.
+    let offline = Operator::start(
+        sim.store.clone(),
+        OperatorOptions {
+            store_unreachable: true,
+            backoff_limit: 1,
+            ..Default::default()
+        },
+    );
+    let file = scenario("offline", "");
+    let out = pgdrill_k(
+        &sim,
+        &["run", "-f", file.to_str().unwrap(), "--output", "json"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let d = &json(&out)["drills"][0];
+    assert_eq!(d["verdict"], "error", "{d}");
+    assert!(
+        d["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("could not reach the object store"),
+        "{d}"
+    );
+    assert_clean(&sim.store);
+    drop(offline);
+
     // `pgdrill cleanup`: expired objects only, unless --older-than says otherwise.
     let managed = json!({"app.kubernetes.io/managed-by": "pgdrill", "pgdrill.io/drill-id": "x"});
     sim.store

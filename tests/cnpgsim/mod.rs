@@ -32,6 +32,8 @@ pub struct OperatorOptions {
     pub restore_delay: Duration,
     /// The job pod's image cannot be pulled (`ImagePullBackOff`).
     pub image_pull_backoff: bool,
+    /// Every attempt fails to reach the object store (barman-cloud exit 2).
+    pub store_unreachable: bool,
 }
 
 impl Default for OperatorOptions {
@@ -42,6 +44,7 @@ impl Default for OperatorOptions {
             known_plugins: vec!["barman-cloud.cloudnative-pg.io".into()],
             restore_delay: Duration::ZERO,
             image_pull_backoff: false,
+            store_unreachable: false,
         }
     }
 }

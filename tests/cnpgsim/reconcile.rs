@@ -234,6 +234,17 @@ pub async fn bootstrap(
         static ATTEMPTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = ATTEMPTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let drill_id = format!("sim{n}");
+        if opts.store_unreachable {
+            let err = "while restoring cluster: encountered an error while checking the presence of first needed WAL in the archive: Network error (exit code 2)";
+            store.append_log(
+                &ns,
+                &pod,
+                &joblog::error(&job, "Error while restoring a backup", err),
+            );
+            set_pod_phase(&store, &ns, &pod, "Failed");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            continue;
+        }
         let req = LocalRequest {
             store: spec.clone(),
             server_name: server_name.clone(),
