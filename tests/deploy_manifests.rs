@@ -614,23 +614,11 @@ fn kind_objects() -> Vec<(String, Value)> {
         .collect()
 }
 
-fn scheduled_backup_schema() -> Value {
-    let path = root().join("tests/k8s_schema/postgresql.cnpg.io_scheduledbackups.yaml");
-    let crd: Value = serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    crd["spec"]["versions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["name"] == "v1")
-        .map(|v| v["schema"]["openAPIV3Schema"].clone())
-        .unwrap()
-}
-
 #[test]
 fn kind_manifests_are_valid_and_consistent() {
     let cluster_schema = crd::load_schema("postgresql.cnpg.io_clusters.yaml");
     let store_schema = crd::load_schema("barmancloud.cnpg.io_objectstores.yaml");
-    let backup_schema = scheduled_backup_schema();
+    let backup_schema = crd::load_schema("postgresql.cnpg.io_scheduledbackups.yaml");
     let mut secrets: BTreeMap<(String, String), BTreeMap<String, String>> = BTreeMap::new();
     let mut services = BTreeSet::new();
     let mut by_kind: BTreeMap<String, Vec<Value>> = BTreeMap::new();

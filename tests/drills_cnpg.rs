@@ -153,28 +153,6 @@ fn assert_clean(store: &Store) {
     );
 }
 
-fn drill<'a>(report: &'a Value, target: &str) -> &'a Value {
-    report["drills"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["target"] == target)
-        .unwrap_or_else(|| panic!("no drill {target}: {report}"))
-}
-
-fn count(d: &Value, table: &str) -> (String, String) {
-    let c = d["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == format!("rows in {table}"))
-        .unwrap_or_else(|| panic!("no count of {table}: {d}"));
-    (
-        c["expected"].as_str().unwrap().into(),
-        c["actual"].as_str().unwrap().into(),
-    )
-}
-
 /// Full-recovery job pods the operator created over the simulator's life.
 fn recovery_pods_created(store: &Store) -> usize {
     store
@@ -538,6 +516,29 @@ fn used_permissions(store: &Store) -> std::collections::BTreeSet<(String, String
     used
 }
 
+/// Every (verb, apiGroup, resource) a Role or ClusterRole document grants.
+fn grants(role: &Value) -> Vec<(String, String, String)> {
+    let list = |rule: &Value, key: &str| -> Vec<String> {
+        rule[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut out = Vec::new();
+    for rule in role["rules"].as_array().unwrap() {
+        for g in list(rule, "apiGroups") {
+            for r in list(rule, "resources") {
+                for verb in list(rule, "verbs") {
+                    out.push((verb, g.clone(), r.clone()));
+                }
+            }
+        }
+    }
+    out
+}
+
 fn granted_permissions() -> std::collections::BTreeSet<(String, String, String)> {
     let text = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/base/rbac.yaml"),
@@ -551,19 +552,7 @@ fn granted_permissions() -> std::collections::BTreeSet<(String, String, String)>
         if v["kind"] != "ClusterRole" {
             continue;
         }
-        for rule in v["rules"].as_array().unwrap() {
-            for g in rule["apiGroups"].as_array().unwrap() {
-                for r in rule["resources"].as_array().unwrap() {
-                    for verb in rule["verbs"].as_array().unwrap() {
-                        granted.insert((
-                            verb.as_str().unwrap().into(),
-                            g.as_str().unwrap().into(),
-                            r.as_str().unwrap().into(),
-                        ));
-                    }
-                }
-            }
-        }
+        granted.extend(grants(&v));
     }
     granted
 }
@@ -614,19 +603,7 @@ fn fixed_namespace_roles()
         let granted: &mut std::collections::BTreeSet<_> = roles
             .entry(v["metadata"]["namespace"].as_str().unwrap().to_string())
             .or_default();
-        for rule in v["rules"].as_array().unwrap() {
-            for g in rule["apiGroups"].as_array().unwrap() {
-                for r in rule["resources"].as_array().unwrap() {
-                    for verb in rule["verbs"].as_array().unwrap() {
-                        granted.insert((
-                            verb.as_str().unwrap().into(),
-                            g.as_str().unwrap().into(),
-                            r.as_str().unwrap().into(),
-                        ));
-                    }
-                }
-            }
-        }
+        granted.extend(grants(&v));
     }
     roles
 }
@@ -667,6 +644,25 @@ fn check_fixed_namespace_roles(requests: &[kubesim::RequestRecord]) {
     }
 }
 
+/// One drill of `file` against an operator started with `opts`: checks the exit code and that
+/// nothing is left, and returns the drill's report.
+fn drill_against(sim: &KubeSim, opts: OperatorOptions, file: &Path, code: i32) -> Value {
+    let operator = Operator::start(sim.store.clone(), opts);
+    let out = pgdrill_k(
+        sim,
+        &["run", "-f", file.to_str().unwrap(), "--output", "json"],
+    );
+    assert_eq!(out.status.code(), Some(code), "{}", stderr(&out));
+    let d = json(&out)["drills"][0].clone();
+    assert_clean(&sim.store);
+    drop(operator);
+    d
+}
+
+fn evidence(d: &Value) -> &str {
+    d["evidence"].as_str().unwrap_or_default()
+}
+
 /// A pgdrill run in the background, stopped with SIGTERM once `ready` holds.
 fn sigterm_when(sim: &KubeSim, file: &Path, ready: impl Fn(&Store) -> bool) -> Output {
     let child = Command::new(env!("CARGO_BIN_EXE_pgdrill"))
@@ -698,21 +694,7 @@ fn sigterm_mid_restore_tears_down_and_failures_are_reported_as_cnpg_shows_them()
     // A small archive on disk is enough: these drills stop before or during the restore.
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("archive");
-    let info = backup_info(
-        "000000010000000000000002",
-        "000000010000000000000002",
-        "2026-01-01 10:00:00+00:00",
-        "2026-01-01 10:05:00+00:00",
-        "",
-    );
-    put(
-        &root,
-        "app-v1/base/20260101T100000/backup.info",
-        info.as_bytes(),
-    );
-    for name in wal_range(1, 2, 4) {
-        put_wal(&root, "app-v1", &name, ".gz");
-    }
+    one_backup_archive(&root, "", 4);
     let scenario = |name: &str, extra: &str| {
         write(
             dir.path(),
@@ -753,105 +735,62 @@ fn sigterm_mid_restore_tears_down_and_failures_are_reported_as_cnpg_shows_them()
     drop(slow);
 
     // Never ready: the deadline, with CNPG's last phase as evidence.
-    let stuck = Operator::start(
-        sim.store.clone(),
+    let d = drill_against(
+        &sim,
         OperatorOptions {
             never_ready: true,
             ..Default::default()
         },
+        &scenario("stuck", "timeouts: {restore: 2s, recovery: 2s}\n"),
+        1,
     );
-    let file = scenario("stuck", "timeouts: {restore: 2s, recovery: 2s}\n");
-    let out = pgdrill_k(
-        &sim,
-        &["run", "-f", file.to_str().unwrap(), "--output", "json"],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let d = &json(&out)["drills"][0];
     assert_eq!(d["cause"], "recovery_timeout", "{d}");
-    assert!(
-        d["evidence"]
-            .as_str()
-            .unwrap()
-            .contains("Setting up primary"),
-        "{d}"
-    );
-    assert_clean(&sim.store);
-    drop(stuck);
+    assert!(evidence(&d).contains("Setting up primary"), "{d}");
 
     // A plugin the operator does not know: CNPG's phase, an error (not the backup's fault).
-    let no_plugin = Operator::start(
-        sim.store.clone(),
+    let d = drill_against(
+        &sim,
         OperatorOptions {
             known_plugins: vec![],
             ..Default::default()
         },
+        &scenario("noplugin", ""),
+        2,
     );
-    let file = scenario("noplugin", "");
-    let out = pgdrill_k(
-        &sim,
-        &["run", "-f", file.to_str().unwrap(), "--output", "json"],
-    );
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    let d = &json(&out)["drills"][0];
     assert_eq!(d["verdict"], "error", "{d}");
-    assert!(
-        d["evidence"].as_str().unwrap().contains("unknown plugin"),
-        "{d}"
-    );
-    assert_clean(&sim.store);
-    drop(no_plugin);
+    assert!(evidence(&d).contains("unknown plugin"), "{d}");
 
     // An image that cannot be pulled: an error naming the pod and the reason, at once.
-    let no_image = Operator::start(
-        sim.store.clone(),
+    let d = drill_against(
+        &sim,
         OperatorOptions {
             image_pull_backoff: true,
             ..Default::default()
         },
+        &scenario("noimage", ""),
+        2,
     );
-    let file = scenario("noimage", "");
-    let out = pgdrill_k(
-        &sim,
-        &["run", "-f", file.to_str().unwrap(), "--output", "json"],
-    );
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    let d = &json(&out)["drills"][0];
     assert_eq!(d["verdict"], "error", "{d}");
-    assert!(
-        d["evidence"].as_str().unwrap().contains("ImagePullBackOff"),
-        "{d}"
-    );
+    assert!(evidence(&d).contains("ImagePullBackOff"), "{d}");
     assert!(d["durations"]["total"].as_f64().unwrap() < 30.0, "{d}");
-    assert_clean(&sim.store);
-    drop(no_image);
 
     // CNPG gives up after its retries, every job log saying the store was unreachable: an
     // error (the backup was never tested), not a failed backup.
-    let offline = Operator::start(
-        sim.store.clone(),
+    let d = drill_against(
+        &sim,
         OperatorOptions {
             store_unreachable: true,
             backoff_limit: 1,
             ..Default::default()
         },
+        &scenario("offline", ""),
+        2,
     );
-    let file = scenario("offline", "");
-    let out = pgdrill_k(
-        &sim,
-        &["run", "-f", file.to_str().unwrap(), "--output", "json"],
-    );
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    let d = &json(&out)["drills"][0];
     assert_eq!(d["verdict"], "error", "{d}");
     assert!(
-        d["evidence"]
-            .as_str()
-            .unwrap()
-            .contains("could not reach the object store"),
+        evidence(&d).contains("could not reach the object store"),
         "{d}"
     );
-    assert_clean(&sim.store);
-    drop(offline);
 
     // `pgdrill cleanup`: expired objects only, unless --older-than says otherwise.
     let managed = json!({"app.kubernetes.io/managed-by": "pgdrill", "pgdrill.io/drill-id": "x"});

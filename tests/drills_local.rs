@@ -79,28 +79,6 @@ fn run(sb: &Sandbox, work: &Path, file: &Path, extra: &[&str]) -> Run {
     }
 }
 
-fn drill<'a>(r: &'a Run, target: &str) -> &'a Value {
-    r.report["drills"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["target"] == target)
-        .unwrap_or_else(|| panic!("no drill {target}: {}", r.stderr))
-}
-
-fn count(d: &Value, table: &str) -> (String, String) {
-    let c = d["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == format!("rows in {table}"))
-        .unwrap();
-    (
-        c["expected"].as_str().unwrap().to_string(),
-        c["actual"].as_str().unwrap().to_string(),
-    )
-}
-
 #[test]
 fn local_drills_pass_fail_and_error_as_promised() {
     let sb = Sandbox::up("s3");
@@ -176,14 +154,14 @@ fn local_drills_pass_fail_and_error_as_promised() {
     let r = run(&sb, work.path(), &with_baseline, &[]);
     assert_eq!(r.code, Some(0), "{}\n{}", r.stderr, r.report);
     assert_eq!(r.report["schema"], "pgdrill.report/v1");
-    let latest = drill(&r, "latest");
+    let latest = drill(&r.report, "latest");
     assert_eq!(latest["verdict"], "pass");
     assert_eq!(latest["backup_id"], backup2.as_str());
     assert_eq!(
         count(latest, "public.accounts"),
         (">= 600".into(), "1200".into())
     );
-    let exact = drill(&r, "baseline:before-batch-3");
+    let exact = drill(&r.report, "baseline:before-batch-3");
     assert_eq!(exact["verdict"], "pass");
     assert_eq!(
         count(exact, "public.accounts"),
@@ -218,7 +196,7 @@ fn local_drills_pass_fail_and_error_as_promised() {
     );
     let r = run(&sb, work.path(), &bad_check, &[]);
     assert_eq!(r.code, Some(1));
-    let d = drill(&r, "latest");
+    let d = drill(&r.report, "latest");
     assert_eq!(
         (d["verdict"].as_str(), d["cause"].as_str()),
         (Some("fail"), Some("check_failed"))
@@ -274,7 +252,7 @@ fn local_drills_pass_fail_and_error_as_promised() {
     );
     let r = run(&sb, work.path(), &beyond, &[]);
     assert_eq!(r.code, Some(1));
-    let d = drill(&r, "time:2999-01-01T00:00:00Z");
+    let d = drill(&r.report, "time:2999-01-01T00:00:00Z");
     assert_eq!(
         (d["cause"].as_str(), d["stage"].as_str()),
         (Some("target_beyond_archive"), Some("preflight"))
@@ -303,12 +281,12 @@ fn local_drills_pass_fail_and_error_as_promised() {
     );
     let r = run(&sb, work.path(), &latest_only, &[]);
     assert_eq!(r.code, Some(1));
-    let d = drill(&r, "latest");
+    let d = drill(&r.report, "latest");
     assert_eq!(d["cause"], "wal_gap");
     assert!(d["evidence"].as_str().unwrap().contains(victim.as_str()));
     let r = run(&sb, work.path(), &latest_only, &["--skip-preflight"]);
     assert_eq!(r.code, Some(1), "{}", r.report);
-    let d = drill(&r, "latest");
+    let d = drill(&r.report, "latest");
     assert_eq!(
         (d["verdict"].as_str(), d["cause"].as_str()),
         (Some("fail"), Some("recovery_truncated")),

@@ -14,21 +14,7 @@ use common::*;
 fn setup(expect_fail: bool) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("archive");
-    let info = backup_info(
-        "000000010000000000000002",
-        "000000010000000000000002",
-        "2026-01-01 10:00:00+00:00",
-        "2026-01-01 10:05:00+00:00",
-        "",
-    );
-    put(
-        &root,
-        "app-v1/base/20260101T100000/backup.info",
-        info.as_bytes(),
-    );
-    for name in wal_range(1, 2, 5) {
-        put_wal(&root, "app-v1", &name, ".gz");
-    }
+    one_backup_archive(&root, "", 5);
     let expect = if expect_fail {
         "\n    expect: {verdict: fail, cause: target_beyond_archive}"
     } else {

@@ -211,21 +211,7 @@ fn plan_resolves_oldest_random_and_lsn_targets_without_side_effects() {
 fn plan_prints_cnpg_manifests_without_a_cluster_and_run_needs_one() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("archive");
-    let info = backup_info(
-        "000000010000000000000002",
-        "000000010000000000000002",
-        "2026-01-01 10:00:00+00:00",
-        "2026-01-01 10:05:00+00:00",
-        "cluster_size=1073741824\n",
-    );
-    put(
-        &root,
-        "app-v1/base/20260101T100000/backup.info",
-        info.as_bytes(),
-    );
-    for name in wal_range(1, 2, 4) {
-        put_wal(&root, "app-v1", &name, ".gz");
-    }
+    one_backup_archive(&root, "cluster_size=1073741824\n", 4);
     let f = dir.path().join("s.yaml");
     let text = format!(
         "apiVersion: pgdrill/v1\nname: t\nsource:\n  barmanObjectStore:\n    destinationPath: file://{}\n\

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::pglog::{RecoveryEnd, classify_fatal, read_recovery_end};
 use super::settings::{PG_HBA, recovery_conf};
-use super::{Failure, Stage};
+use super::{Failure, Stage, error, fail};
 use crate::preflight::Target;
 use crate::proc::postmaster_pid;
 use crate::store::StoreSpec;
@@ -113,21 +113,6 @@ fn stop_server(pg_bin: &Path, data_dir: &Path) {
         let _ = std::process::Command::new("kill")
             .args(["-KILL", &pid.to_string()])
             .status();
-    }
-}
-
-fn error(stage: Stage, message: impl Into<String>) -> Failure {
-    Failure::Error {
-        stage,
-        message: message.into(),
-    }
-}
-
-fn fail(stage: Stage, cause: &str, evidence: impl Into<String>) -> Failure {
-    Failure::Fail {
-        stage,
-        cause: cause.to_string(),
-        evidence: evidence.into(),
     }
 }
 

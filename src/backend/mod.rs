@@ -34,3 +34,20 @@ pub enum Failure {
         message: String,
     },
 }
+
+/// The harness or the infrastructure failed at `stage`.
+pub(crate) fn error(stage: Stage, message: impl Into<String>) -> Failure {
+    Failure::Error {
+        stage,
+        message: message.into(),
+    }
+}
+
+/// The backup did not restore as promised: a stable cause and the evidence.
+pub(crate) fn fail(stage: Stage, cause: &str, evidence: impl Into<String>) -> Failure {
+    Failure::Fail {
+        stage,
+        cause: cause.to_string(),
+        evidence: evidence.into(),
+    }
+}

@@ -60,13 +60,7 @@ pub fn derive(
 ) -> Result<ClusterSource, String> {
     let name = cluster["metadata"]["name"].as_str().unwrap_or_default();
     let spec = &cluster["spec"];
-    let plugin = spec["plugins"].as_array().and_then(|ps| {
-        ps.iter().find(|p| {
-            p["name"].as_str() == Some(PLUGIN_NAME)
-                && p["enabled"].as_bool() != Some(false)
-                && p["parameters"]["barmanObjectName"].is_string()
-        })
-    });
+    let plugin = archiving_plugin(cluster);
     let (block, server_name, via_plugin) = match (plugin, &spec["backup"]["barmanObjectStore"]) {
         (Some(p), _) => {
             let os_name = p["parameters"]["barmanObjectName"].as_str().unwrap_or("");
@@ -108,16 +102,12 @@ pub fn derive(
     })
 }
 
-/// The plugin's ObjectStore name a Cluster archives to, if any.
-fn plugin_object_store(cluster: &Value) -> Option<String> {
-    cluster["spec"]["plugins"].as_array()?.iter().find_map(|p| {
-        (p["name"].as_str() == Some(PLUGIN_NAME))
-            .then(|| {
-                p["parameters"]["barmanObjectName"]
-                    .as_str()
-                    .map(str::to_string)
-            })
-            .flatten()
+/// The Barman Cloud plugin entry through which a Cluster archives, if any.
+fn archiving_plugin(cluster: &Value) -> Option<&Value> {
+    cluster["spec"]["plugins"].as_array()?.iter().find(|p| {
+        p["name"].as_str() == Some(PLUGIN_NAME)
+            && p["enabled"].as_bool() != Some(false)
+            && p["parameters"]["barmanObjectName"].is_string()
     })
 }
 
@@ -143,7 +133,10 @@ pub async fn from_cluster(
             ));
         }
     };
-    let object_store = match plugin_object_store(&cluster) {
+    let plugin_store = archiving_plugin(&cluster)
+        .and_then(|p| p["parameters"]["barmanObjectName"].as_str())
+        .map(str::to_string);
+    let object_store = match plugin_store {
         Some(os) => {
             let api: Api<DynamicObject> =
                 Api::namespaced_with(client.clone(), namespace, &object_stores());

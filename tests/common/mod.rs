@@ -193,3 +193,47 @@ pub fn put_wal(root: &Path, server: &str, name: &str, suffix: &str) {
         b"wal",
     );
 }
+
+/// The drill of a `pgdrill.report/v1` document with this target label.
+pub fn drill<'a>(report: &'a serde_json::Value, target: &str) -> &'a serde_json::Value {
+    report["drills"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["target"] == target)
+        .unwrap_or_else(|| panic!("no drill {target}: {report}"))
+}
+
+/// (expected, actual) of a drill's row count check for `table`.
+pub fn count(d: &serde_json::Value, table: &str) -> (String, String) {
+    let c = d["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == format!("rows in {table}"))
+        .unwrap_or_else(|| panic!("no count of {table}: {d}"));
+    (
+        c["expected"].as_str().unwrap().into(),
+        c["actual"].as_str().unwrap().into(),
+    )
+}
+
+/// Lineage app-v1 under `root`: backup 20260101T100000 (segment 2, 10:00–10:05 UTC, plus the
+/// `extra_info` lines in its backup.info) and gzipped WAL from segment 2 to `last_segment`.
+pub fn one_backup_archive(root: &Path, extra_info: &str, last_segment: u64) {
+    let info = backup_info(
+        "000000010000000000000002",
+        "000000010000000000000002",
+        "2026-01-01 10:00:00+00:00",
+        "2026-01-01 10:05:00+00:00",
+        extra_info,
+    );
+    put(
+        root,
+        "app-v1/base/20260101T100000/backup.info",
+        info.as_bytes(),
+    );
+    for name in wal_range(1, 2, last_segment) {
+        put_wal(root, "app-v1", &name, ".gz");
+    }
+}

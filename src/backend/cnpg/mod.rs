@@ -19,8 +19,8 @@ use kube::core::WatchEvent;
 
 use self::status::Progress;
 use super::pglog::RecoveryEnd;
-use super::{Failure, Stage};
-use crate::cnpg::manifest::{DRILL_ID_LABEL, MANAGED_BY, Manifests};
+use super::{Failure, Stage, error, fail};
+use crate::cnpg::manifest::Manifests;
 use crate::k8s::forward::PortForward;
 use crate::k8s::{DrillObjects, FIELD_MANAGER, LiveDrills, clusters, describe, object_stores};
 use crate::verify::PgConn;
@@ -104,21 +104,6 @@ impl CnpgServer {
             "Cluster {}/{}",
             self.objects.namespace, self.objects.cluster
         )
-    }
-}
-
-fn error(stage: Stage, message: impl Into<String>) -> Failure {
-    Failure::Error {
-        stage,
-        message: message.into(),
-    }
-}
-
-fn fail(stage: Stage, cause: &str, evidence: impl Into<String>) -> Failure {
-    Failure::Fail {
-        stage,
-        cause: cause.to_string(),
-        evidence: evidence.into(),
     }
 }
 
@@ -446,33 +431,21 @@ async fn evaluate(
 
 /// Waits for the Cluster: Ready, or the reason it never will be, within the deadline.
 async fn wait_ready(req: &CnpgRequest, objects: &DrillObjects, rv: String) -> Result<(), Failure> {
-    let deadline = tokio::time::Instant::now() + req.deadline;
     let mut last = (String::new(), String::new());
-    let timed_out = |last: &(String, String)| {
-        let (client, ns, name) = (
-            req.client.clone(),
-            objects.namespace.clone(),
-            objects.cluster.clone(),
-        );
-        let last = last.clone();
-        let limit = req.deadline;
-        async move {
-            let events = warnings(&client, &ns, &name).await;
-            fail(
+    let watch = watch_until_done(req, objects, rv, &mut last);
+    match tokio::time::timeout(req.deadline, watch).await {
+        Ok(result) => result,
+        Err(_) => {
+            let events = warnings(&req.client, &objects.namespace, &objects.cluster).await;
+            Err(fail(
                 Stage::Recover,
                 "recovery_timeout",
                 format!(
-                    "not Ready within {limit:?}; last phase {:?} ({}){events}",
-                    last.0, last.1
+                    "not Ready within {:?}; last phase {:?} ({}){events}",
+                    req.deadline, last.0, last.1
                 ),
-            )
+            ))
         }
-    };
-    let watched =
-        tokio::time::timeout_at(deadline, watch_until_done(req, objects, rv, &mut last)).await;
-    match watched {
-        Ok(result) => result,
-        Err(_) => Err(timed_out(&last).await),
     }
 }
 
@@ -728,9 +701,4 @@ pub fn secret_copies(
             data: values.get(source).cloned().unwrap_or_default(),
         })
         .collect()
-}
-
-/// The label pair marking drill objects (for selectors).
-pub fn managed_selector() -> String {
-    format!("{}={},{}", MANAGED_BY.0, MANAGED_BY.1, DRILL_ID_LABEL)
 }
