@@ -794,36 +794,19 @@ fn sigterm_mid_restore_tears_down_and_failures_are_reported_as_cnpg_shows_them()
 
     // `pgdrill cleanup`: expired objects only, unless --older-than says otherwise.
     let managed = json!({"app.kubernetes.io/managed-by": "pgdrill", "pgdrill.io/drill-id": "x"});
-    sim.store
-        .create(
-            &ResourceKey::namespaces(),
-            namespace(
-                "pgdrill-old",
-                managed.clone(),
-                json!({"pgdrill.io/expires-at": "2026-01-01T00:00:00Z"}),
-            ),
-        )
-        .unwrap();
-    sim.store
-        .create(
-            &ResourceKey::namespaces(),
-            namespace(
-                "pgdrill-fresh",
-                managed.clone(),
-                json!({"pgdrill.io/expires-at": "2999-01-01T00:00:00Z"}),
-            ),
-        )
-        .unwrap();
-    sim.store
-        .create(
-            &ResourceKey::namespaces(),
-            namespace(
-                "unrelated",
-                json!({}),
-                json!({"pgdrill.io/expires-at": "2026-01-01T00:00:00Z"}),
-            ),
-        )
-        .unwrap();
+    for (name, labels, expires) in [
+        ("pgdrill-old", managed.clone(), "2026-01-01T00:00:00Z"),
+        ("pgdrill-fresh", managed.clone(), "2999-01-01T00:00:00Z"),
+        ("unrelated", json!({}), "2026-01-01T00:00:00Z"),
+    ] {
+        let annotations = json!({"pgdrill.io/expires-at": expires});
+        sim.store
+            .create(
+                &ResourceKey::namespaces(),
+                namespace(name, labels, annotations),
+            )
+            .unwrap();
+    }
     let dry = pgdrill_k(&sim, &["cleanup", "--dry-run"]);
     assert!(
         stdout(&dry).contains("would delete Namespace pgdrill-old")
