@@ -6,19 +6,19 @@ use std::time::{Duration, Instant};
 
 use crate::backend::cnpg::{CnpgRequest, CnpgServer, ConnectMode, secret_copies};
 use crate::backend::local::{LocalRequest, ScratchServer, recover};
-use crate::backend::pglog::RecoveryEnd;
-use crate::backend::{Failure, Stage};
 use crate::baseline::Tables;
 use crate::catalog::LineageCatalog;
 use crate::k8s::LiveDrills;
-use crate::preflight::{Cause, Preflight, Ready, Refusal, choose_backup, last_present_on_chain};
-use crate::report::{DrillReport, Durations, Verdict};
+use crate::outcome::{Cause, Failure, RecoveryEnd, Stage, Verdict};
+use crate::pg::PgConn;
+use crate::pg::verify::{VerifyRequest, verify};
+use crate::preflight::{Preflight, Ready, Refusal, choose_backup, last_present_on_chain};
+use crate::report::{DrillReport, Durations};
 use crate::scenario::Loaded;
 use crate::scenario::plan::DrillPlan;
 use crate::scenario::types::TablesSpec;
 use crate::source::ResolvedSource;
 use crate::store::StoreSpec;
-use crate::verify::{PgConn, VerifyRequest, verify};
 
 #[derive(Clone)]
 pub struct DrillOptions {
@@ -192,10 +192,7 @@ fn report(plan: &DrillPlan) -> DrillReport {
 
 fn finish(mut r: DrillReport, started: Instant) -> DrillReport {
     r.durations.total = started.elapsed().as_secs_f64();
-    r.met_expectation = r.expected.as_ref().map(|e| {
-        e.verdict == r.verdict.as_str()
-            && e.cause.as_ref().is_none_or(|c| r.cause.as_ref() == Some(c))
-    });
+    r.met_expectation = r.expected.as_ref().map(|e| e.met_by(r.verdict, r.cause));
     r
 }
 
@@ -203,7 +200,7 @@ fn stop(
     mut r: DrillReport,
     verdict: Verdict,
     stage: Stage,
-    cause: Option<String>,
+    cause: Option<Cause>,
     evidence: String,
 ) -> DrillReport {
     r.verdict = verdict;
@@ -260,7 +257,7 @@ pub async fn run_drill(
                     r,
                     Verdict::Fail,
                     Stage::Preflight,
-                    Some(refusal.cause.as_str().into()),
+                    Some(refusal.cause),
                     evidence,
                 ),
                 started,
@@ -274,7 +271,7 @@ pub async fn run_drill(
                         r,
                         Verdict::Fail,
                         Stage::Preflight,
-                        Some(refusal.cause.as_str().into()),
+                        Some(refusal.cause),
                         refusal.message,
                     ),
                     started,
@@ -349,7 +346,7 @@ pub async fn run_drill(
             r,
             Verdict::Fail,
             Stage::Recover,
-            Some("rto_exceeded".into()),
+            Some(Cause::RtoExceeded),
             evidence,
         );
     }

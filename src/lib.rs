@@ -5,14 +5,18 @@
 //! (object stores, local processes); `main.rs` only parses the command line.
 
 pub mod backend;
+pub mod barman;
 pub mod baseline;
 pub mod catalog;
+pub mod checks;
 pub mod cli;
 pub mod cnpg;
 pub mod drill;
 pub mod exit;
 pub mod k8s;
 pub mod lsn;
+pub mod outcome;
+pub mod pg;
 pub mod preflight;
 pub mod proc;
 pub mod publish;
@@ -24,4 +28,3 @@ pub mod source;
 pub mod status_server;
 pub mod store;
 pub mod tools;
-pub mod verify;

@@ -10,6 +10,7 @@ use crate::catalog::archive::ChainLeg;
 use crate::catalog::backup_info::{BackupInfo, parse_time};
 use crate::catalog::lineage::LineageCatalog;
 use crate::lsn::Lsn;
+pub use crate::outcome::Cause;
 
 /// Where recovery should stop.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -91,37 +92,6 @@ impl fmt::Display for Target {
             write!(f, " (backup {id})")?;
         }
         Ok(())
-    }
-}
-
-/// Why a drill cannot succeed, as a stable code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Cause {
-    TargetBeforeFirstRecoverabilityPoint,
-    TargetBeyondArchive,
-    WalGap,
-    NoCompletedBackup,
-    UnknownBackupId,
-}
-
-impl Cause {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Cause::TargetBeforeFirstRecoverabilityPoint => {
-                "target_before_first_recoverability_point"
-            }
-            Cause::TargetBeyondArchive => "target_beyond_archive",
-            Cause::WalGap => "wal_gap",
-            Cause::NoCompletedBackup => "no_completed_backup",
-            Cause::UnknownBackupId => "unknown_backup_id",
-        }
-    }
-}
-
-impl fmt::Display for Cause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

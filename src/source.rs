@@ -32,7 +32,7 @@ pub async fn resolve(
         }
         (None, None) => unreachable!("load() requires one of them"),
     };
-    let mut spec = match loaded.store_spec() {
+    let mut spec = match StoreSpec::for_scenario(loaded) {
         Some(spec) => spec,
         None => StoreSpec {
             destination_path: block.destination_path.clone(),

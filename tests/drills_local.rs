@@ -314,7 +314,10 @@ fn local_drills_pass_fail_and_error_as_promised() {
 
 fn s3_store(sb: &Sandbox) -> pgdrill::store::Store {
     let loaded = pgdrill::scenario::load(&sb.dir.path().join("drill.yaml")).unwrap();
-    loaded.store_spec().unwrap().open().unwrap()
+    pgdrill::store::StoreSpec::for_scenario(&loaded)
+        .unwrap()
+        .open()
+        .unwrap()
 }
 
 fn delete_object(sb: &Sandbox, key: &str) {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use super::pglog::{RecoveryEnd, classify_fatal, read_recovery_end};
 use super::settings::{PG_HBA, recovery_conf};
 use super::{Failure, Stage, error, fail};
+use crate::outcome::Cause;
 use crate::preflight::Target;
 use crate::proc::postmaster_pid;
 use crate::store::StoreSpec;
@@ -175,7 +176,7 @@ pub async fn recover(req: &LocalRequest) -> Result<ScratchServer, Failure> {
         Err(_) => {
             return Err(fail(
                 Stage::Restore,
-                "restore_timeout",
+                Cause::RestoreTimeout,
                 format!(
                     "barman-cloud-restore did not finish within {:?}",
                     req.restore_timeout
@@ -207,7 +208,7 @@ pub async fn recover(req: &LocalRequest) -> Result<ScratchServer, Failure> {
             ),
             _ => fail(
                 Stage::Restore,
-                "base_backup_unreadable",
+                Cause::BaseBackupUnreadable,
                 format!("barman-cloud-restore exit {code}: {last}"),
             ),
         });
@@ -288,7 +289,7 @@ pub async fn recover(req: &LocalRequest) -> Result<ScratchServer, Failure> {
                     .unwrap_or("(empty log)");
                 let evidence =
                     format!("PostgreSQL stopped without a FATAL line; its last line: {last}");
-                fail(Stage::Recover, "recovery_failed", evidence)
+                fail(Stage::Recover, Cause::RecoveryFailed, evidence)
             }
         }
     };
@@ -315,7 +316,7 @@ pub async fn recover(req: &LocalRequest) -> Result<ScratchServer, Failure> {
         if Instant::now() >= deadline {
             let timeout = fail(
                 Stage::Recover,
-                "recovery_timeout",
+                Cause::RecoveryTimeout,
                 format!("not promoted within {:?}", req.recovery_timeout),
             );
             return Err(give_up(timeout, &mut guard));

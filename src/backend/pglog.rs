@@ -1,46 +1,31 @@
 //! Reading a recovering server's log: where replay ended, the new timeline, and the first
 //! FATAL line, classified into a stable cause.
 
-use serde::Serialize;
-
-use crate::lsn::Lsn;
-
-/// What the log says about the end of recovery.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct RecoveryEnd {
-    /// `redo done at X/Y`: the last record replayed.
-    pub redo_done: Option<Lsn>,
-    /// `last completed transaction was at log time …`.
-    pub last_transaction_at: Option<String>,
-    /// `selected new timeline ID: N`.
-    pub new_timeline: Option<u32>,
-    /// `recovery stopping before/after …` or `recovery stopping at restore point …`.
-    pub stop_reason: Option<String>,
-    pub first_fatal: Option<String>,
-}
+use crate::outcome::Cause;
+pub use crate::outcome::RecoveryEnd;
 
 /// Why a restore failed, as a stable snake_case cause.
-pub fn classify_fatal(line: &str) -> &'static str {
+pub fn classify_fatal(line: &str) -> Cause {
     let l = line.to_ascii_lowercase();
     if l.contains("recovery ended before configured recovery target was reached") {
-        "target_beyond_archive"
+        Cause::TargetBeyondArchive
     } else if l.contains("requested recovery stop point is before consistent recovery point") {
-        "target_before_first_recoverability_point"
+        Cause::TargetBeforeFirstRecoverabilityPoint
     } else if l.contains("wal ends before end of online backup")
         || l.contains("wal ends before consistent recovery point")
         || l.contains("could not find redo location")
         || l.contains("could not locate required checkpoint record")
     {
-        "wal_gap"
+        Cause::WalGap
     } else if l.contains("invalid checkpoint record")
         || l.contains("could not read file \"backup_label\"")
         || l.contains("invalid data in file \"backup_label\"")
         || l.contains("incorrect checksum in control file")
         || l.contains("could not open file \"global/pg_control\"")
     {
-        "base_backup_unreadable"
+        Cause::BaseBackupUnreadable
     } else {
-        "recovery_failed"
+        Cause::RecoveryFailed
     }
 }
 
@@ -101,22 +86,22 @@ mod tests {
              2026-11-21 23:19:39 UTC [99] FATAL:  something later\n"
         );
         let fatal = read_recovery_end(&log).first_fatal.unwrap();
-        assert_eq!(classify_fatal(&fatal), "target_beyond_archive");
+        assert_eq!(classify_fatal(&fatal), Cause::TargetBeyondArchive);
         assert_eq!(
             classify_fatal("WAL ends before end of online backup"),
-            "wal_gap"
+            Cause::WalGap
         );
         assert_eq!(
             classify_fatal("invalid checkpoint record"),
-            "base_backup_unreadable"
+            Cause::BaseBackupUnreadable
         );
         assert_eq!(
             classify_fatal("requested recovery stop point is before consistent recovery point"),
-            "target_before_first_recoverability_point"
+            Cause::TargetBeforeFirstRecoverabilityPoint
         );
         assert_eq!(
             classify_fatal("the database system is starting up"),
-            "recovery_failed"
+            Cause::RecoveryFailed
         );
     }
 }

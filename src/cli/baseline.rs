@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use crate::baseline::{Tables, record};
+use crate::baseline::Tables;
 use crate::exit::{self, Failure};
+use crate::pg::baseline::record;
 use crate::scenario::load::load_with;
 use crate::scenario::types::TablesSpec;
 

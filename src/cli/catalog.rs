@@ -1,8 +1,9 @@
 //! `pgdrill catalog` and `pgdrill preflight`.
 
-use crate::catalog::{self, ReadError, render};
+use crate::catalog::render;
 use crate::exit::{self, Failure};
 use crate::preflight::{Preflight, Target, preflight as decide};
+use crate::store::{self as catalog, ReadError};
 use crate::store::{Store, StoreError};
 
 use super::{CatalogArgs, Output, PreflightArgs, StoreArgs};

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::baseline::{Tables, record};
+use crate::baseline::Tables;
 use crate::exit::Failure;
+use crate::pg::baseline::record;
 use crate::sandbox::{self, StoreKind, UpOptions};
 
 use super::Output;
@@ -61,11 +62,12 @@ pub async fn demo(args: DemoArgs) -> Result<i32, Failure> {
         }
         let scenario = format!(
             "apiVersion: pgdrill/v1\nname: demo\nsource:\n{}lineages: [app-v1]\ntargets:\n  - latest\n  - baseline: demo\n  \
-             - time: \"2999-01-01T00:00:00Z\"\n    expect: {{verdict: fail, cause: target_beyond_archive}}\n\
+             - time: \"2999-01-01T00:00:00Z\"\n    expect: {{verdict: fail, cause: {beyond}}}\n\
              checks:\n  baseline: baseline.json\n  sql:\n    - name: every event has its account\n      \
              query: select count(*) from events e left join accounts a on a.id = e.account_id where a.id is null\n      \
              expect: 0\nrto: 10m\n",
-            st.store_block_yaml()
+            st.store_block_yaml(),
+            beyond = crate::outcome::Cause::TargetBeyondArchive,
         );
         let file = dir.join("demo.yaml");
         std::fs::write(&file, scenario).map_err(err)?;

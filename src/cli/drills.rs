@@ -6,7 +6,7 @@ use clap::Args;
 use futures::StreamExt;
 
 use crate::backend::cnpg::ConnectMode;
-use crate::catalog::{self, LineageCatalog};
+use crate::catalog::LineageCatalog;
 use crate::drill::{CnpgContext, DrillOptions, default_work_root, run_drill};
 use crate::exit::{self, Failure};
 use crate::k8s::LiveDrills;
@@ -162,7 +162,7 @@ async fn prepare(
         .spec
         .open()
         .map_err(|e| Failure::error(format!("{}: {e}", loaded.path.display())))?;
-    let reader = catalog::CatalogReader::new(&store);
+    let reader = crate::store::CatalogReader::new(&store);
     let available = reader
         .lineages()
         .await
@@ -394,10 +394,7 @@ async fn run_scenario(
                     d.lineage,
                     d.target_label,
                     r.verdict.as_str(),
-                    r.cause
-                        .as_deref()
-                        .map(|c| format!(" ({c})"))
-                        .unwrap_or_default()
+                    r.cause.map(|c| format!(" ({c})")).unwrap_or_default()
                 );
                 (i, r)
             }

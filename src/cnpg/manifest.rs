@@ -4,11 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::types::*;
+use crate::barman::BarmanObjectStore;
 use crate::preflight::{Target, TargetPoint};
-use crate::store::BarmanObjectStore;
 
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "pgdrill");
 pub const DRILL_ID_LABEL: &str = "pgdrill.io/drill-id";
@@ -16,14 +16,7 @@ pub const EXPIRES_ANNOTATION: &str = "pgdrill.io/expires-at";
 pub const PLUGIN_NAME: &str = "barman-cloud.cloudnative-pg.io";
 pub const SOURCE_NAME: &str = "origin";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub enum RecoveryPath {
-    /// The Barman Cloud plugin: an ObjectStore and `externalClusters[].plugin`.
-    Plugin,
-    /// The deprecated in-tree `externalClusters[].barmanObjectStore`.
-    InTree,
-}
+pub use crate::scenario::types::RecoveryPath;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Isolation {

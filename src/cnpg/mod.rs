@@ -4,4 +4,5 @@
 pub mod manifest;
 pub mod plan;
 pub mod safety;
+pub mod source;
 pub mod types;

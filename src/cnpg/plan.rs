@@ -1,12 +1,12 @@
 //! From a planned drill to its manifests (pure): the settings of the scenario, what the
 //! catalog says about the chosen backup, and what a live source Cluster says.
 
+use crate::barman::BarmanObjectStore;
 use crate::catalog::LineageCatalog;
-use crate::k8s::source::ClusterSource;
+use crate::cnpg::source::ClusterSource;
 use crate::preflight::Ready;
 use crate::scenario::Loaded;
 use crate::scenario::plan::DrillPlan;
-use crate::store::BarmanObjectStore;
 
 use super::manifest::{DrillSpec, Isolation, Manifests, build};
 

@@ -10,6 +10,7 @@ use kube::api::{Api, PostParams};
 use serde::{Deserialize, Serialize};
 
 use super::{describe, is_not_found};
+use crate::outcome::CheckKind;
 use crate::report::{RunReport, Verdict};
 
 pub const HISTORY_KEY: &str = "history.jsonl";
@@ -46,12 +47,12 @@ pub fn entries(report: &RunReport) -> Vec<HistoryEntry> {
             lineage: d.lineage.clone(),
             target: d.target.clone(),
             verdict: d.effective().as_str().to_string(),
-            cause: d.cause.clone(),
+            cause: d.cause.map(|c| c.as_str().to_string()),
             rto_seconds: (d.durations.rto * 10.0).round() / 10.0,
             rows: d
                 .checks
                 .iter()
-                .filter(|c| c.kind == "row_count")
+                .filter(|c| c.kind == CheckKind::RowCount)
                 .filter_map(|c| {
                     let table = c.name.strip_prefix("rows in ")?;
                     Some((table.to_string(), c.actual.parse().ok()?))

@@ -7,31 +7,11 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::backend::Stage;
-use crate::backend::pglog::RecoveryEnd;
+pub use crate::outcome::Verdict;
+use crate::outcome::{Cause, Check, Expectation, RecoveryEnd, Stage};
 use crate::preflight::Target;
-use crate::scenario::types::Expectation;
-use crate::verify::Check;
 
 pub const SCHEMA: &str = "pgdrill.report/v1";
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    Pass,
-    Fail,
-    Error,
-}
-
-impl Verdict {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Verdict::Pass => "pass",
-            Verdict::Fail => "fail",
-            Verdict::Error => "error",
-        }
-    }
-}
 
 /// Seconds spent per stage; `rto` is restore plus recovery, what a real DR would wait for.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -54,7 +34,7 @@ pub struct DrillReport {
     pub target: String,
     pub target_detail: Target,
     pub verdict: Verdict,
-    pub cause: Option<String>,
+    pub cause: Option<Cause>,
     /// The stage where the drill stopped, when it did not pass.
     pub stage: Option<Stage>,
     pub evidence: Option<String>,

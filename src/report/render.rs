@@ -103,7 +103,7 @@ pub fn junit(r: &RunReport) -> String {
             Verdict::Fail => {
                 let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
                 s.set_message(outcome(d));
-                s.set_type(d.cause.clone().unwrap_or_else(|| "fail".into()));
+                s.set_type(d.cause.map(|c| c.as_str()).unwrap_or("fail"));
                 s.set_description(d.evidence.clone().unwrap_or_default());
                 s
             }
@@ -129,7 +129,7 @@ pub fn junit(r: &RunReport) -> String {
                 s
             };
             let mut case = TestCase::new(format!("{name}: {}", c.name), status);
-            case.set_classname(format!("check.{}", c.kind));
+            case.set_classname(format!("check.{}", c.kind.as_str()));
             suite.add_test_case(case);
         }
     }

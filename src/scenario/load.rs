@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use serde_saphyr::Spanned;
 
 use super::types::{LineageSelector, Scenario, TargetFields, TargetSpec};
+use crate::barman::config::yaml_error;
 use crate::baseline::Baseline;
-use crate::store::config::yaml_error;
 
 pub const API_VERSION: &str = "pgdrill/v1";
 
@@ -138,13 +138,13 @@ pub fn load_with(path: &Path, with_baseline: bool) -> Result<Loaded, String> {
         check_target(path, t, baseline.as_ref(), with_baseline)?;
     }
     for c in &scenario.checks.sql {
-        if !crate::verify::OPS.contains(&c.op.as_str()) {
+        if !crate::checks::OPS.contains(&c.op.as_str()) {
             return Err(format!(
                 "{}: checks.sql {:?}: op {:?}: expected one of {}",
                 path.display(),
                 c.name,
                 c.op,
-                crate::verify::OPS.join(" ")
+                crate::checks::OPS.join(" ")
             ));
         }
     }
@@ -159,23 +159,6 @@ impl Loaded {
     /// A path from the scenario, relative to the scenario's folder.
     pub fn relative(&self, p: &Path) -> PathBuf {
         self.path.parent().unwrap_or(Path::new(".")).join(p)
-    }
-
-    /// How to reach the archive when the file gives the block (not for `source.cluster`),
-    /// with Secrets from `secretsDir`.
-    pub fn store_spec(&self) -> Option<crate::store::StoreSpec> {
-        let block = self.scenario.source.barman_object_store.as_ref()?;
-        Some(crate::store::StoreSpec {
-            destination_path: block.destination_path.clone(),
-            block: Some(block.clone()),
-            secrets_dir: self
-                .scenario
-                .source
-                .secrets_dir
-                .as_deref()
-                .map(|d| self.relative(d)),
-            ..Default::default()
-        })
     }
 
     /// True when reading the source needs the Kubernetes API.
@@ -251,15 +234,6 @@ fn check_target(
         return Err(format!(
             "{}: target name {name:?}: must be under 64 bytes with no control characters",
             where_()
-        ));
-    }
-    if let Some(e) = &f.expect
-        && !["pass", "fail", "error"].contains(&e.verdict.as_str())
-    {
-        return Err(format!(
-            "{}: expect.verdict {:?}: expected pass, fail or error",
-            path.display(),
-            e.verdict
         ));
     }
     if let Some(name) = &f.baseline

@@ -6,8 +6,8 @@ use serde::Serialize;
 use super::load::Loaded;
 use super::types::{Expectation, LineageSelector, TargetSpec};
 use crate::catalog::LineageCatalog;
+use crate::checks::CountPolicy;
 use crate::preflight::{Cause, Preflight, Refusal, Target, TargetPoint, preflight, refusal};
-use crate::verify::CountPolicy;
 
 /// One drill: one lineage, one target.
 #[derive(Clone, Debug, Serialize)]

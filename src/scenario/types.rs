@@ -6,8 +6,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
-use crate::store::BarmanObjectStore;
-use crate::verify::{CountPolicy, SqlCheck};
+use crate::barman::BarmanObjectStore;
+use crate::checks::{CountPolicy, SqlCheck};
+pub use crate::outcome::Expectation;
 
 /// A drill scenario (YAML). Unknown keys are errors.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
@@ -227,13 +228,23 @@ pub enum BackendKind {
     Cnpg,
 }
 
+/// How a CNPG recovery cluster reads the archive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum RecoveryPath {
+    /// The Barman Cloud plugin: an ObjectStore and `externalClusters[].plugin`.
+    Plugin,
+    /// The deprecated in-tree `externalClusters[].barmanObjectStore`.
+    InTree,
+}
+
 /// How the `cnpg` backend builds its scratch recovery cluster.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CnpgSettings {
     /// `plugin` (Barman Cloud plugin, default) or `inTree` (deprecated `barmanObjectStore`).
     #[serde(default = "plugin_path")]
-    pub recovery_path: crate::cnpg::manifest::RecoveryPath,
+    pub recovery_path: RecoveryPath,
     /// A fixed namespace for drill clusters; by default each drill gets a scratch namespace.
     #[serde(default)]
     pub namespace: Option<String>,
@@ -272,8 +283,8 @@ impl Default for CnpgSettings {
     }
 }
 
-fn plugin_path() -> crate::cnpg::manifest::RecoveryPath {
-    crate::cnpg::manifest::RecoveryPath::Plugin
+fn plugin_path() -> RecoveryPath {
+    RecoveryPath::Plugin
 }
 fn app() -> String {
     "app".into()
@@ -307,7 +318,8 @@ pub struct TargetFields {
     /// recoveryTarget.backupID; required with `xid` and `name`, as CNPG requires.
     #[serde(rename = "backupID")]
     pub backup_id: Option<String>,
-    /// The verdict this drill is meant to reach, e.g. `{verdict: fail, cause: target_beyond_archive}`.
+    /// The verdict this drill is meant to reach, e.g. `{verdict: fail, cause: wal_gap}`
+    /// (`cause` is one of the codes in the README's table).
     pub expect: Option<Expectation>,
 }
 
@@ -317,14 +329,6 @@ pub struct RandomTarget {
     /// A time picked uniformly in the last `within` of the window (`7d`, `12h`).
     #[schemars(with = "String")]
     pub within: Spanned<DurationText>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Expectation {
-    /// `pass`, `fail` or `error`.
-    pub verdict: String,
-    pub cause: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, JsonSchema)]

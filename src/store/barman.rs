@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use super::location::Provider;
 use super::{Location, StoreError, StoreSpec};
+use crate::barman::location::Provider;
 
 /// Arguments barman-cloud takes before `<destinationPath> <serverName>`.
 pub fn barman_args(spec: &StoreSpec) -> Result<Vec<String>, StoreError> {
@@ -30,7 +30,7 @@ pub fn barman_env(spec: &StoreSpec, scratch: &Path) -> Result<Vec<(String, Strin
         env.extend(region.map(|r| ("AWS_DEFAULT_REGION".to_string(), r)));
         return Ok(env);
     };
-    let read = |sel: &Option<super::config::SecretKeySelector>| {
+    let read = |sel: &Option<crate::barman::config::SecretKeySelector>| {
         sel.as_ref().map(|s| spec.read_secret(s)).transpose()
     };
     let secret_region = match &block.s3_credentials {

@@ -1,8 +1,9 @@
 //! Opening a barman-cloud object store (S3, Azure Blob, GCS, local files) with object_store.
 
 pub mod barman;
-pub mod config;
-pub mod location;
+pub mod catalog_reader;
+
+pub use crate::barman::{config, location};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,8 +16,9 @@ use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 
-pub use config::{BarmanObjectStore, SecretsDir};
-pub use location::{Location, Provider};
+pub use crate::barman::config::{BarmanObjectStore, SecretsDir};
+pub use crate::barman::location::{Location, Provider};
+pub use catalog_reader::{CatalogReader, ReadError, read_catalog};
 
 /// How to reach an archive: its destinationPath plus what CNPG's block or the CLI adds.
 #[derive(Clone, Debug, Default)]
@@ -128,6 +130,19 @@ pub fn parse_connection_string(s: &str) -> BTreeMap<String, String> {
 }
 
 impl StoreSpec {
+    /// How to reach the archive when the scenario file gives the block (not for
+    /// `source.cluster`), with Secrets from `secretsDir`.
+    pub fn for_scenario(loaded: &crate::scenario::Loaded) -> Option<Self> {
+        let source = &loaded.scenario.source;
+        let block = source.barman_object_store.as_ref()?;
+        Some(Self {
+            destination_path: block.destination_path.clone(),
+            block: Some(block.clone()),
+            secrets_dir: source.secrets_dir.as_deref().map(|d| loaded.relative(d)),
+            ..Default::default()
+        })
+    }
+
     fn secret(
         &self,
         sel: &Option<config::SecretKeySelector>,

@@ -276,7 +276,7 @@ pub async fn bootstrap(
                 let log = std::fs::read_to_string(dir.join("postgres.log")).unwrap_or_default();
                 store.append_log(&ns, &pod, &joblog::postgres(&job, &log));
                 let err = match &f {
-                    Failure::Fail { cause, evidence, .. } if cause == "base_backup_unreadable" => format!(
+                    Failure::Fail { cause, evidence, .. } if cause.as_str() == "base_backup_unreadable" => format!(
                         "while restoring cluster: encountered an error while restoring the backup with barman-cloud-restore: Operation error (exit code 1): {evidence}"
                     ),
                     Failure::Fail { .. } => "while activating instance: error starting PostgreSQL instance: exit status 1".to_string(),

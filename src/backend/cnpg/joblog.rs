@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use crate::backend::pglog::{RecoveryEnd, classify_fatal, read_recovery_end};
+use crate::outcome::Cause;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct JobLog {
@@ -42,7 +43,7 @@ impl JobLog {
 
     /// A failure that retrying the same backup cannot fix: PostgreSQL's first FATAL, or a
     /// restore error about the backup itself. Network trouble is not decisive.
-    pub fn decisive_failure(&self) -> Option<(&'static str, String)> {
+    pub fn decisive_failure(&self) -> Option<(Cause, String)> {
         if let Some(fatal) = self.recovery_end().first_fatal {
             return Some((classify_fatal(&fatal), format!("FATAL: {fatal}")));
         }
@@ -52,13 +53,13 @@ impl JobLog {
         }
         let lower = err.to_ascii_lowercase();
         let cause = if lower.contains("no target backup found") {
-            "no_completed_backup"
+            Cause::NoCompletedBackup
         } else if lower.contains("no backup found with id") {
-            "unknown_backup_id"
+            Cause::UnknownBackupId
         } else if lower.contains("checking the presence of first needed wal") {
-            "wal_gap"
+            Cause::WalGap
         } else if lower.contains("barman-cloud-restore") || lower.contains("operation error") {
-            "base_backup_unreadable"
+            Cause::BaseBackupUnreadable
         } else {
             return None;
         };
@@ -102,7 +103,7 @@ not json at all
             Some("0/5000060")
         );
         let (cause, evidence) = log.decisive_failure().unwrap();
-        assert_eq!(cause, "target_beyond_archive");
+        assert_eq!(cause, Cause::TargetBeyondArchive);
         assert!(evidence.contains("recovery ended before"));
         assert!(log.restore_error.unwrap().contains("exit status 1"));
     }
@@ -118,7 +119,7 @@ not json at all
         let gone = r#"{"level":"error","msg":"restore error","error":"no target backup found"}"#;
         assert_eq!(
             read(gone).decisive_failure().unwrap().0,
-            "no_completed_backup"
+            Cause::NoCompletedBackup
         );
     }
 }

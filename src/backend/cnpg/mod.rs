@@ -23,7 +23,8 @@ use super::{Failure, Stage, error, fail};
 use crate::cnpg::manifest::Manifests;
 use crate::k8s::forward::PortForward;
 use crate::k8s::{DrillObjects, FIELD_MANAGER, LiveDrills, clusters, describe, object_stores};
-use crate::verify::PgConn;
+use crate::outcome::Cause;
+use crate::pg::PgConn;
 
 /// How verification reaches the restored primary.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -398,7 +399,7 @@ async fn unrecoverable(client: &kube::Client, ns: &str, cluster: &str, reason: &
     let events = warnings(client, ns, cluster).await;
     fail(
         Stage::Recover,
-        "recovery_failed",
+        Cause::RecoveryFailed,
         format!("{}: {reason}{events}", status::PHASE_UNRECOVERABLE),
     )
 }
@@ -439,7 +440,7 @@ async fn wait_ready(req: &CnpgRequest, objects: &DrillObjects, rv: String) -> Re
             let events = warnings(&req.client, &objects.namespace, &objects.cluster).await;
             Err(fail(
                 Stage::Recover,
-                "recovery_timeout",
+                Cause::RecoveryTimeout,
                 format!(
                     "not Ready within {:?}; last phase {:?} ({}){events}",
                     req.deadline, last.0, last.1

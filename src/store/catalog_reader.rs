@@ -6,9 +6,9 @@ use futures::{StreamExt, TryStreamExt, stream};
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 
+use super::{FailureKind, Store, classify};
 use crate::catalog::lineage::{LineageCatalog, Listing};
 use crate::catalog::wal::{WalFile, parse_wal_key};
-use crate::store::{FailureKind, Store, classify};
 
 /// How many listing or read requests run at once.
 const CONCURRENCY: usize = 16;
@@ -267,4 +267,22 @@ fn decompress(bytes: &[u8], compression: Option<&str>) -> Result<String, String>
         }
     };
     String::from_utf8(raw).map_err(|_| "not UTF-8 text".to_string())
+}
+
+/// Reads the named lineages, or every lineage under the path when `servers` is empty.
+pub async fn read_catalog(
+    store: &Store,
+    servers: &[String],
+) -> Result<Vec<LineageCatalog>, ReadError> {
+    let reader = CatalogReader::new(store);
+    let names = if servers.is_empty() {
+        reader.lineages().await?
+    } else {
+        servers.to_vec()
+    };
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        out.push(reader.read(&name).await?);
+    }
+    Ok(out)
 }
