@@ -22,6 +22,7 @@ schema:
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --locked --all-targets -- -D warnings
+	cargo test --locked --test architecture
 	bin=$$(bash ci/lint-tools.sh) && \
 	  "$$bin/shellcheck" scripts/*.sh kind/*.sh ci/*.sh .ci/run && \
 	  "$$bin/actionlint" -shellcheck "$$bin/shellcheck" ci/github/*.yml

@@ -266,3 +266,74 @@ fn the_reader_sees_grouped_imports() {
             });
     assert_eq!(cycles(&edges), vec![vec!["a", "b", "c"]]);
 }
+
+/// Functions of `code` as (name, first line, length in lines), read from rustfmt's layout: a
+/// `fn` line and the first later line at its indentation that closes it.
+fn functions(code: &str) -> Vec<(String, usize, usize)> {
+    let lines: Vec<&str> = code.lines().collect();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        let Some(at) = trimmed.find("fn ") else {
+            continue;
+        };
+        let head = &trimmed[..at];
+        let is_fn = head.is_empty()
+            || head.split_whitespace().all(|w| {
+                matches!(w, "pub" | "async" | "const" | "unsafe" | "extern")
+                    || w.starts_with("pub(")
+            });
+        if !is_fn || trimmed.ends_with(';') {
+            continue;
+        }
+        let name = ident_at(&trimmed[at + 3..]);
+        let end = lines[i + 1..]
+            .iter()
+            .position(|l| {
+                let t = l.trim_start();
+                l.len() - t.len() == indent && t.starts_with('}')
+            })
+            .map(|p| i + 1 + p);
+        if let Some(end) = end {
+            out.push((name, i + 1, end - i + 1));
+        }
+    }
+    out
+}
+
+const MAX_FILE_LINES: usize = 600;
+const MAX_FN_LINES: usize = 80;
+
+#[test]
+fn files_and_functions_stay_small() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    files.sort();
+    let mut bad = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let rel = file.strip_prefix(&src).unwrap().display().to_string();
+        let count = text.lines().count();
+        if count > MAX_FILE_LINES {
+            bad.push(format!(
+                "src/{rel}: {count} lines (at most {MAX_FILE_LINES})"
+            ));
+        }
+        for (name, line, len) in functions(&text) {
+            if len > MAX_FN_LINES {
+                bad.push(format!(
+                    "src/{rel}:{line}: fn {name} is {len} lines (at most {MAX_FN_LINES})"
+                ));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+#[test]
+fn the_reader_measures_functions() {
+    let code = "pub async fn a(\n    x: u8,\n) {\n    if x {\n    }\n}\n\nfn b() {}\n";
+    assert_eq!(functions(code), vec![("a".to_string(), 1, 6)]);
+}
