@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::baseline::Baseline;
 use crate::catalog::wal::SegmentName;
 use crate::outcome::{Cause, Check, CheckKind, RecoveryEnd};
-use crate::preflight::{Ready, Target, TargetPoint};
+use crate::preflight::Ready;
+use crate::target::{PinnedTarget, TargetPoint};
 
 /// How restored counts must relate to the baseline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -72,7 +73,7 @@ impl Verification {
 /// (a) Where recovery ended, from the server log: for `latest` the segment holding the end of
 /// replay must be the archive's last; for a target, PostgreSQL must have stopped at it.
 pub fn recovery_end_checks(
-    target: &Target,
+    target: &PinnedTarget,
     ready: &Ready,
     segment_size: u64,
     end: &RecoveryEnd,

@@ -105,7 +105,6 @@ async fn provision(
     catalog: &LineageCatalog,
     plan: &DrillPlan,
     ready: &Ready,
-    target: &crate::preflight::Target,
     opts: &DrillOptions,
 ) -> Result<Provisioned, Failure> {
     let scenario = &loaded.scenario;
@@ -115,7 +114,7 @@ async fn provision(
             store: store.clone(),
             server_name: plan.lineage.clone(),
             backup_id: ready.backup_id.clone(),
-            target: target.clone(),
+            target: ready.target.unpinned(),
             work_root: opts.work_root.clone(),
             drill_id: plan.drill_id.clone(),
             restore_timeout: scenario.timeouts.restore.0,
@@ -225,6 +224,7 @@ fn ready_without_preflight(catalog: &LineageCatalog, plan: &DrillPlan) -> Result
         last_present_on_chain(catalog, &legs).map(|(leg, segno)| (legs[leg].timeline, segno));
     Ok(Ready {
         backup_id: backup.backup_id.clone(),
+        target: plan.target.pin(&backup.backup_id),
         backup_end_time: backup.end_time,
         timelines: legs.iter().map(|l| l.timeline).collect(),
         expected_last_wal: last.map(|(tl, s)| archive.segment(tl, s).to_string()),
@@ -282,9 +282,8 @@ pub async fn run_drill(
     r.backup_id = Some(ready.backup_id.clone());
     r.durations.preflight = started.elapsed().as_secs_f64();
 
-    let mut target = plan.target.clone();
-    target.backup_id = Some(ready.backup_id.clone());
-    let server = match provision(loaded, store, catalog, plan, &ready, &target, opts).await {
+    let target = ready.target.clone();
+    let server = match provision(loaded, store, catalog, plan, &ready, opts).await {
         Ok(s) => s,
         Err(Failure::Fail {
             stage,

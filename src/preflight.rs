@@ -1,104 +1,21 @@
 //! Decides, from the catalog alone, whether recovery can reach a target, and from which backup.
 
-use std::fmt;
-use std::str::FromStr;
-
 use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::catalog::archive::ChainLeg;
-use crate::catalog::backup_info::{BackupInfo, parse_time};
+use crate::catalog::backup_info::BackupInfo;
 use crate::catalog::lineage::LineageCatalog;
 use crate::lsn::Lsn;
 pub use crate::outcome::Cause;
-
-/// Where recovery should stop.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum TargetPoint {
-    Latest,
-    Time { time: Timestamp },
-    Lsn { lsn: Lsn },
-    Xid { xid: u32 },
-    Name { name: String },
-    Immediate,
-}
-
-/// A recovery target as CNPG's `recoveryTarget` expresses it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Target {
-    #[serde(flatten)]
-    pub point: TargetPoint,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub backup_id: Option<String>,
-}
-
-impl FromStr for Target {
-    type Err = String;
-
-    /// `latest`, `immediate`, `time:<timestamp>`, `lsn:<X/Y>`, `xid:<n>`, `name:<restore point>`,
-    /// `backup:<id>` (the end of that backup).
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let point = match s.split_once(':') {
-            None if s == "latest" => TargetPoint::Latest,
-            None if s == "immediate" => TargetPoint::Immediate,
-            Some(("time", v)) => TargetPoint::Time {
-                time: parse_time(v).ok_or_else(|| {
-                    format!("invalid time {v:?}: expected RFC 3339 or '2025-01-15 12:00:00+00'")
-                })?,
-            },
-            Some(("lsn", v)) => TargetPoint::Lsn {
-                lsn: v.parse().map_err(|e| format!("{e}"))?,
-            },
-            Some(("xid", v)) => TargetPoint::Xid {
-                xid: v
-                    .parse()
-                    .map_err(|_| format!("invalid xid {v:?}: expected a 32-bit integer"))?,
-            },
-            Some(("name", v)) if !v.is_empty() => TargetPoint::Name {
-                name: v.to_string(),
-            },
-            Some(("backup", id)) if !id.is_empty() => {
-                return Ok(Self {
-                    point: TargetPoint::Immediate,
-                    backup_id: Some(id.to_string()),
-                });
-            }
-            _ => {
-                return Err(format!(
-                    "invalid target {s:?}: expected latest, immediate, time:<timestamp>, lsn:<X/Y>, \
-                     xid:<n>, name:<restore point> or backup:<id>"
-                ));
-            }
-        };
-        Ok(Self {
-            point,
-            backup_id: None,
-        })
-    }
-}
-
-impl fmt::Display for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.point {
-            TargetPoint::Latest => write!(f, "latest"),
-            TargetPoint::Time { time } => write!(f, "time:{time}"),
-            TargetPoint::Lsn { lsn } => write!(f, "lsn:{lsn}"),
-            TargetPoint::Xid { xid } => write!(f, "xid:{xid}"),
-            TargetPoint::Name { name } => write!(f, "name:{name}"),
-            TargetPoint::Immediate => write!(f, "immediate"),
-        }?;
-        if let Some(id) = &self.backup_id {
-            write!(f, " (backup {id})")?;
-        }
-        Ok(())
-    }
-}
+pub use crate::target::{PinnedTarget, Target, TargetPoint};
 
 /// A drill that can run: the backup CNPG would pick and how far the WAL must reach.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Ready {
     pub backup_id: String,
+    /// The target, pinned to that backup: what the backends render.
+    pub target: PinnedTarget,
     pub backup_end_time: Option<Timestamp>,
     pub timelines: Vec<u32>,
     /// For `latest`: the last segment of the archive, where replay must end.
@@ -257,6 +174,7 @@ pub fn preflight(catalog: &LineageCatalog, target: &Target) -> Preflight {
     let reached = open.last.and_then(|(tl, s)| Some((leg_of(tl)?, s)));
     let mut ready = Ready {
         backup_id: backup.backup_id.clone(),
+        target: target.pin(&backup.backup_id),
         backup_end_time: backup.end_time,
         timelines: legs.iter().map(|l| l.timeline).collect(),
         expected_last_wal: None,

@@ -13,6 +13,7 @@ const CORE: &[&str] = &[
     "catalog",
     "checks",
     "cnpg",
+    "duration",
     "exit",
     "lsn",
     "outcome",

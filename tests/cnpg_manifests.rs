@@ -36,8 +36,7 @@ fn spec(path: RecoveryPath, isolation: Isolation, target: &str) -> DrillSpec {
     DrillSpec {
         drill_id: "20261122T010000-ab12-1".into(),
         lineage: "app-database-v2".into(),
-        target: target.parse::<Target>().unwrap(),
-        backup_id: "20261121T230000".into(),
+        target: target.parse::<Target>().unwrap().pin("20261121T230000"),
         store: store(),
         path,
         isolation,

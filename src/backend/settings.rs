@@ -3,33 +3,8 @@
 
 use std::path::Path;
 
-use crate::preflight::{Target, TargetPoint};
-
-/// Single-quoted for postgresql.conf.
-pub fn quote(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
-}
-
-/// CNPG normalises target times to `YYYY-MM-DD HH:MM:SS.ffffff+00:00`.
-pub fn target_time(t: jiff::Timestamp) -> String {
-    t.strftime("%Y-%m-%d %H:%M:%S.%6f+00:00").to_string()
-}
-
-/// `recovery_target_*` settings for a target (none for `latest`).
-pub fn target_settings(target: &Target) -> Vec<(&'static str, String)> {
-    let mut s = match &target.point {
-        TargetPoint::Latest => vec![],
-        TargetPoint::Time { time } => vec![("recovery_target_time", quote(&target_time(*time)))],
-        TargetPoint::Lsn { lsn } => vec![("recovery_target_lsn", quote(&lsn.to_string()))],
-        TargetPoint::Xid { xid } => vec![("recovery_target_xid", quote(&xid.to_string()))],
-        TargetPoint::Name { name } => vec![("recovery_target_name", quote(name))],
-        TargetPoint::Immediate => vec![("recovery_target", quote("immediate"))],
-    };
-    if !matches!(target.point, TargetPoint::Latest) {
-        s.push(("recovery_target_inclusive", "true".into()));
-    }
-    s
-}
+use crate::target::Target;
+use crate::target::render::{postgres_settings, quote};
 
 /// Everything appended to `postgresql.auto.conf` of a scratch server: loopback only, no
 /// archiving into any lineage, WAL fetched with barman-cloud, promote at the target.
@@ -66,7 +41,7 @@ pub fn recovery_conf(
         ("recovery_target_timeline", quote("latest")),
         ("recovery_target_action", quote("promote")),
     ];
-    lines.extend(target_settings(target));
+    lines.extend(postgres_settings(&target.point));
     let mut out = String::from("\n# pgdrill: scratch recovery\n");
     for (k, v) in lines {
         out.push_str(&format!("{k} = {v}\n"));
@@ -80,24 +55,6 @@ pub const PG_HBA: &str = "local all all trust\nhost all all 127.0.0.1/32 trust\n
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn targets_map_like_cnpg() {
-        let t: Target = "time:2025-01-15 12:00:00+02".parse().unwrap();
-        assert_eq!(
-            target_settings(&t),
-            vec![
-                (
-                    "recovery_target_time",
-                    "'2025-01-15 10:00:00.000000+00:00'".to_string()
-                ),
-                ("recovery_target_inclusive", "true".to_string())
-            ]
-        );
-        assert!(target_settings(&"latest".parse().unwrap()).is_empty());
-        let n: Target = "name:it's".parse().unwrap();
-        assert_eq!(target_settings(&n)[0].1, "'it''s'");
-    }
 
     #[test]
     fn never_archives() {

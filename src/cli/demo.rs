@@ -11,7 +11,10 @@ use crate::pg::baseline::record;
 use crate::sandbox::{self, StoreKind, UpOptions};
 
 use super::Output;
-use super::drills::{PlanArgs, PublishArgs, RunArgs, new_run_id, run};
+use super::drills::render_finished;
+use crate::publish::Sinks;
+use crate::run::{RunOptions, new_run_id};
+use crate::scenario::load;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -72,20 +75,16 @@ pub async fn demo(args: DemoArgs) -> Result<i32, Failure> {
         let file = dir.join("demo.yaml");
         std::fs::write(&file, scenario).map_err(err)?;
         step(&format!("drills from {}", file.display()));
-        run(RunArgs {
-            plan: PlanArgs { files: vec![file], lineages: vec![], target: None, output: Output::Table },
+        let loaded = load(&file).map_err(Failure::usage)?;
+        let opts = RunOptions {
             report_dir: Some(dir.join("reports")),
             concurrency: 1,
-            skip_preflight: false,
-            keep_on_failure: false,
-            connect: Default::default(),
-            on_reports: None,
-            history_configmap: None,
-            history_namespace: None,
-            work_dir: None,
-            publish: PublishArgs { metrics_file: Some(dir.join("reports/metrics.prom")), ..Default::default() },
-        })
-        .await
+            sinks: Sinks { metrics_file: Some(dir.join("reports/metrics.prom")), ..Default::default() },
+            ..Default::default()
+        };
+        let finished = crate::run::run(vec![loaded], &opts).await?;
+        render_finished(&finished, Output::Table);
+        Ok(finished.exit_code())
     }
     .await;
     step("sandbox down");

@@ -1,22 +1,17 @@
 //! `pgdrill validate`, `schema`, `plan` and `run`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
-use futures::StreamExt;
 
 use crate::backend::cnpg::ConnectMode;
-use crate::catalog::LineageCatalog;
-use crate::drill::{CnpgContext, DrillOptions, default_work_root, run_drill};
 use crate::exit::{self, Failure};
-use crate::k8s::LiveDrills;
-use crate::preflight::{Preflight, Target};
-use crate::report::{RunReport, SCHEMA, render};
-use crate::scenario::plan::{DrillPlan, plan, select_lineages};
-use crate::scenario::types::{BackendKind, ReportFormat};
+use crate::preflight::Preflight;
+use crate::report::render;
+use crate::run::{Finished, HistoryConfigMap, RunOptions, Selection, new_run_id, prepare};
+use crate::scenario::plan::DrillPlan;
 use crate::scenario::{Loaded, load};
-use crate::source::{ResolvedSource, resolve};
-use crate::store::Store;
+use crate::target::TargetRequest;
 
 use super::Output;
 
@@ -74,9 +69,6 @@ pub struct RunArgs {
     /// Namespace of the history ConfigMap (default: the kubeconfig's or the pod's namespace).
     #[arg(long, value_name = "NS", requires = "history_configmap")]
     pub history_namespace: Option<String>,
-    /// The scheduler's view of the last results (for its /metrics).
-    #[arg(skip)]
-    pub on_reports: Option<crate::status_server::SchedulerState>,
 }
 
 /// Where results are published (shared by `run` and `schedule`).
@@ -135,118 +127,37 @@ pub fn schema() -> Result<i32, Failure> {
     Ok(exit::OK)
 }
 
-/// Everything a run needs from the archive, for one scenario.
-struct Prepared {
-    loaded: Loaded,
-    source: ResolvedSource,
-    store: Store,
-    catalogs: Vec<LineageCatalog>,
-    drills: Vec<DrillPlan>,
-}
-
-/// Reads the archive for one scenario and plans its drills; `id_prefix` keeps drill ids unique
-/// across the scenarios of one run.
-async fn prepare(
-    loaded: Loaded,
-    args: &PlanArgs,
-    id_prefix: &str,
-    kube: &mut Option<kube::Client>,
-) -> Result<Prepared, Failure> {
-    if loaded.source_needs_kubernetes() && kube.is_none() {
-        *kube = Some(crate::k8s::client().await.map_err(Failure::error)?);
-    }
-    let source = resolve(&loaded, kube.as_ref())
-        .await
-        .map_err(Failure::error)?;
-    let store = source
-        .spec
-        .open()
-        .map_err(|e| Failure::error(format!("{}: {e}", loaded.path.display())))?;
-    let reader = crate::store::CatalogReader::new(&store);
-    let available = reader
-        .lineages()
-        .await
-        .map_err(|e| Failure::error(e.to_string()))?;
-    let mut names = select_lineages(&loaded, &available).map_err(Failure::usage)?;
-    if !args.lineages.is_empty() {
-        if let Some(bad) = args.lineages.iter().find(|l| !names.contains(l)) {
-            return Err(Failure::usage(format!(
-                "--lineage {bad}: not among the scenario's lineages ({})",
-                names.join(", ")
-            )));
-        }
-        names.retain(|n| args.lineages.contains(n));
-    }
-    let mut catalogs = Vec::new();
-    for n in &names {
-        catalogs.push(
-            reader
-                .read(n)
-                .await
-                .map_err(|e| Failure::error(e.to_string()))?,
-        );
-    }
-    let target: Option<Target> = args
+/// The `--lineage` and `--target` flags as the library's selection.
+fn selection(args: &PlanArgs) -> Result<Selection, Failure> {
+    let target = args
         .target
         .as_deref()
-        .map(str::parse)
+        .map(str::parse::<TargetRequest>)
         .transpose()
-        .map_err(Failure::usage)?;
-    let override_target = args.target.as_deref().zip(target.as_ref());
-    let drills = plan(&loaded, &catalogs, id_prefix, override_target);
-    Ok(Prepared {
-        loaded,
-        source,
-        store,
-        catalogs,
-        drills,
+        .map_err(|e| Failure::usage(format!("--target: {e}")))?;
+    Ok(Selection {
+        lineages: args.lineages.clone(),
+        target,
     })
-}
-
-pub fn new_run_id() -> String {
-    let now = jiff::Timestamp::now();
-    format!(
-        "{}-{:04x}",
-        now.strftime("%Y%m%dT%H%M%S"),
-        (now.subsec_nanosecond() as u32 ^ std::process::id()) & 0xffff
-    )
-}
-
-/// For `backend: cnpg`, the manifests of each drill preflight lets through, safety-checked.
-fn cnpg_manifests(p: &Prepared, d: &DrillPlan) -> Result<Option<String>, Failure> {
-    let (BackendKind::Cnpg, Preflight::Ready(ready)) = (p.loaded.scenario.backend, &d.preflight)
-    else {
-        return Ok(None);
-    };
-    let catalog = p
-        .catalogs
-        .iter()
-        .find(|c| c.server_name == d.lineage)
-        .expect("planned from these catalogs");
-    let spec = crate::cnpg::plan::drill_spec(
-        &p.loaded,
-        &p.source.block,
-        p.source.cluster.as_ref(),
-        catalog,
-        d,
-        ready,
-        jiff::Timestamp::now(),
-    )
-    .map_err(Failure::usage)?;
-    let manifests = crate::cnpg::plan::safe_manifests(&spec).map_err(Failure::error)?;
-    Ok(Some(manifests.to_yaml()))
 }
 
 pub async fn plan_cmd(args: PlanArgs) -> Result<i32, Failure> {
     let run_id = new_run_id();
+    let selection = selection(&args)?;
     let mut out = Vec::new();
     let mut kube = None;
     for (i, loaded) in load_all(&args.files)?.into_iter().enumerate() {
-        let p = prepare(loaded, &args, &format!("{run_id}-{}", i + 1), &mut kube).await?;
+        let p = prepare(
+            loaded,
+            &selection,
+            &format!("{run_id}-{}", i + 1),
+            &mut kube,
+        )
+        .await?;
         let manifests = p
             .drills
             .iter()
-            .map(|d| cnpg_manifests(&p, d))
+            .map(|d| p.manifests(d))
             .collect::<Result<Vec<_>, _>>()?;
         let drills: Vec<(DrillPlan, Option<String>)> =
             p.drills.iter().cloned().zip(manifests).collect();
@@ -304,311 +215,49 @@ pub async fn plan_cmd(args: PlanArgs) -> Result<i32, Failure> {
     Ok(exit::OK)
 }
 
-fn write_reports(
-    dir: &Path,
-    report: &RunReport,
-    formats: &[ReportFormat],
-) -> Result<Vec<PathBuf>, Failure> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Failure::error(format!("creating {}: {e}", dir.display())))?;
-    let mut written = Vec::new();
-    for f in formats {
-        let (name, body) = match f {
-            ReportFormat::Json => (
-                "report.json",
-                serde_json::to_string_pretty(report).expect("serializes") + "\n",
-            ),
-            ReportFormat::Markdown => ("report.md", render::markdown(report)),
-            ReportFormat::Junit => ("junit.xml", render::junit(report)),
-        };
-        let path = dir.join(name);
-        std::fs::write(&path, body)
-            .map_err(|e| Failure::error(format!("writing {}: {e}", path.display())))?;
-        written.push(path);
-    }
-    Ok(written)
-}
-
-async fn run_scenario(
-    p: Prepared,
-    args: &RunArgs,
-    run_id: &str,
-    cluster: Option<(&kube::Client, &LiveDrills)>,
-) -> Result<(RunReport, Vec<String>), Failure> {
-    let started_at = jiff::Timestamp::now();
-    let cnpg = match (p.loaded.scenario.backend, cluster) {
-        (BackendKind::Cnpg, Some((client, live))) => Some(CnpgContext {
-            client: client.clone(),
-            source: p.source.clone(),
-            live: live.clone(),
-            connect: args.connect,
-        }),
-        _ => None,
-    };
-    let backend = if cnpg.is_some() { "cnpg" } else { "local" };
-    let opts = DrillOptions {
-        work_root: args.work_dir.clone().unwrap_or_else(default_work_root),
-        skip_preflight: args.skip_preflight,
-        keep_on_failure: args.keep_on_failure,
-        cnpg,
-    };
-    let source_cluster = p
-        .source
-        .cluster
-        .as_ref()
-        .zip(p.loaded.scenario.source.cluster.as_ref())
-        .map(|(c, r)| (c.namespace.clone(), r.name.clone()));
-    let spec = p.source.spec.clone();
-    let total = p.drills.len();
-    let drills: Vec<_> = futures::stream::iter(p.drills.iter().enumerate())
-        .map(|(i, d)| {
-            let catalog = p
-                .catalogs
-                .iter()
-                .find(|c| c.server_name == d.lineage)
-                .expect("planned from these catalogs");
-            let (loaded, spec, opts) = (&p.loaded, &spec, &opts);
-            async move {
-                eprintln!(
-                    "[{}/{total}] {} → {}: {}",
-                    i + 1,
-                    d.lineage,
-                    d.target_label,
-                    match &d.preflight {
-                        Preflight::Ready(r) => format!("restoring backup {}…", r.backup_id),
-                        Preflight::Refused(r) => format!("refused by preflight ({})", r.cause),
-                    }
-                );
-                let r = with_heartbeat(run_drill(loaded, spec, catalog, d, opts), |secs| {
-                    eprintln!(
-                        "[{}/{total}] {} → {}: still working ({secs}s)…",
-                        i + 1,
-                        d.lineage,
-                        d.target_label
-                    )
-                })
-                .await;
-                eprintln!(
-                    "[{}/{total}] {} → {}: {}{}",
-                    i + 1,
-                    d.lineage,
-                    d.target_label,
-                    r.verdict.as_str(),
-                    r.cause.map(|c| format!(" ({c})")).unwrap_or_default()
-                );
-                (i, r)
-            }
+impl RunArgs {
+    /// The library's options from the flags.
+    pub fn options(&self) -> Result<RunOptions, Failure> {
+        Ok(RunOptions {
+            selection: selection(&self.plan)?,
+            report_dir: self.report_dir.clone(),
+            concurrency: self.concurrency,
+            skip_preflight: self.skip_preflight,
+            keep_on_failure: self.keep_on_failure,
+            connect: self.connect,
+            work_dir: self.work_dir.clone(),
+            sinks: self.publish.sinks(),
+            history: self.history_configmap.clone().map(|name| HistoryConfigMap {
+                name,
+                namespace: self.history_namespace.clone(),
+            }),
         })
-        .buffer_unordered(args.concurrency.max(1))
-        .collect()
-        .await;
-    let mut drills = drills;
-    drills.sort_by_key(|(i, _)| *i);
-    let drills: Vec<_> = drills.into_iter().map(|(_, r)| r).collect();
-    let report = RunReport {
-        schema: SCHEMA,
-        run_id: run_id.to_string(),
-        scenario: p.loaded.scenario.name.clone(),
-        scenario_file: p.loaded.path.clone(),
-        backend,
-        destination_path: p.store.destination_path.clone(),
-        started_at,
-        finished_at: jiff::Timestamp::now(),
-        summary: RunReport::summarize(&drills),
-        lineages: p
-            .catalogs
-            .iter()
-            .map(crate::report::LineageFacts::from_catalog)
-            .collect(),
-        drills,
-    };
-    // The source Cluster shows how its last drill went (`kubectl describe cluster`).
-    let mut problems = Vec::new();
-    if let (Some((client, _)), Some((ns, name))) = (cluster, &source_cluster)
-        && let Err(e) = crate::k8s::history::post_cluster_event(client, &report, ns, name).await
-    {
-        problems.push(e);
-    }
-    Ok((report, problems))
-}
-
-/// Awaits `work`, calling `beat` every 15 seconds until it is done: progress on long waits.
-async fn with_heartbeat<T>(work: impl std::future::Future<Output = T>, beat: impl Fn(u64)) -> T {
-    let started = std::time::Instant::now();
-    let mut ticker = tokio::time::interval_at(
-        tokio::time::Instant::now() + std::time::Duration::from_secs(15),
-        std::time::Duration::from_secs(15),
-    );
-    tokio::pin!(work);
-    loop {
-        tokio::select! {
-            out = &mut work => return out,
-            _ = ticker.tick() => beat(started.elapsed().as_secs()),
-        }
     }
 }
 
-/// For `backend: cnpg`: the CRDs are served, and drill objects left by earlier runs that have
-/// expired are swept first.
-async fn cluster_ready(client: &kube::Client, prepared: &[Prepared]) -> Result<(), Failure> {
-    let plugin = prepared.iter().any(|p| {
-        p.loaded.scenario.backend == BackendKind::Cnpg
-            && p.loaded.scenario.cnpg.recovery_path == crate::cnpg::manifest::RecoveryPath::Plugin
-    });
-    crate::k8s::require_crds(client, plugin)
-        .await
-        .map_err(Failure::error)?;
-    // Only the fixed namespaces when no drill needs a scratch namespace: pgdrill may hold
-    // Roles there and nothing cluster-wide.
-    let cnpg: Vec<&Loaded> = prepared
-        .iter()
-        .map(|p| &p.loaded)
-        .filter(|l| l.scenario.backend == BackendKind::Cnpg)
-        .collect();
-    let scope = match cnpg
-        .iter()
-        .map(|l| l.scenario.cnpg.namespace.clone())
-        .collect::<Option<Vec<String>>>()
-    {
-        Some(mut fixed) => {
-            fixed.sort();
-            fixed.dedup();
-            crate::k8s::cleanup::Scope::Namespaces(fixed)
-        }
-        None => crate::k8s::cleanup::Scope::Cluster,
-    };
-    // Leftovers of earlier runs must not stop this one: a problem is reported, not fatal.
-    let swept = match crate::k8s::cleanup::sweep(client, &scope, None, false).await {
-        Ok(swept) => swept,
-        Err(e) => {
-            eprintln!("warning: sweeping expired drill objects: {e}");
-            Vec::new()
-        }
-    };
-    for s in swept {
-        eprintln!("swept {} {}/{} ({})", s.kind, s.namespace, s.name, s.why);
-    }
-    Ok(())
-}
-
-/// Runs every drill of the scenarios; Ctrl-C and SIGTERM tear the running drills down.
-pub async fn run(args: RunArgs) -> Result<i32, Failure> {
-    let run_id = new_run_id();
-    let mut prepared = Vec::new();
-    let scenarios = load_all(&args.plan.files)?;
-    let mut kube = None;
-    if scenarios
-        .iter()
-        .any(|l| l.scenario.backend == BackendKind::Cnpg)
-    {
-        kube = Some(crate::k8s::client().await.map_err(Failure::error)?);
-    }
-    for loaded in scenarios {
-        let id_prefix = format!("{run_id}-{}", prepared.len() + 1);
-        prepared.push(prepare(loaded, &args.plan, &id_prefix, &mut kube).await?);
-    }
-    let live = LiveDrills::default();
-    let uses_cnpg = prepared
-        .iter()
-        .any(|p| p.loaded.scenario.backend == BackendKind::Cnpg);
-    if uses_cnpg && let Some(client) = &kube {
-        cluster_ready(client, &prepared).await?;
-    }
-    let cluster = kube.as_ref().map(|c| (c, &live));
-    let mut sink_problems: Vec<String> = Vec::new();
-    let work = async {
-        let mut reports = Vec::new();
-        for p in prepared {
-            let formats = p.loaded.scenario.report.formats.clone();
-            let dir = args
-                .report_dir
-                .clone()
-                .or_else(|| p.loaded.scenario.report.dir.clone())
-                .unwrap_or_else(|| PathBuf::from("pgdrill-reports"))
-                .join(format!("{}-{run_id}", p.loaded.scenario.name));
-            let (report, problems) = run_scenario(p, &args, &run_id, cluster).await?;
-            // A report that cannot be written is a failed sink, not a lost run.
-            let written = write_reports(&dir, &report, &formats).map_err(|e| e.message);
-            sink_problems.extend(problems);
-            reports.push((report, written));
-        }
-        Ok::<_, Failure>(reports)
-    };
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| Failure::error(format!("installing the SIGTERM handler: {e}")))?;
-    // A panic in a drill still tears the cluster objects down (local drills clean up as
-    // their futures drop).
-    let work = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(work));
-    let interrupted = tokio::select! {
-        r = work => match r {
-            Ok(r) => Ok(r?),
-            Err(_) => Err("a drill panicked"),
-        },
-        _ = tokio::signal::ctrl_c() => Err("interrupted"),
-        _ = sigterm.recv() => Err("terminated"),
-    };
-    let reports = match interrupted {
-        Ok(reports) => reports,
-        Err(why) => {
-            // Local drills were torn down when their futures dropped; cluster objects need
-            // the API.
-            let mut problems = Vec::new();
-            if let Some(client) = &kube {
-                problems = live.teardown_all(client).await;
-            }
-            return Err(Failure::error(if problems.is_empty() {
-                format!("{why}: running drills were torn down")
-            } else {
-                format!("{why}: teardown incomplete: {}", problems.join("; "))
-            }));
-        }
-    };
-    for (report, written) in &reports {
-        match args.plan.output {
+/// Prints the reports and where they were written, and every sink that failed.
+pub fn render_finished(finished: &Finished, output: Output) {
+    for (report, written) in finished.reports.iter().zip(&finished.written) {
+        match output {
             Output::Json => println!(
                 "{}",
                 serde_json::to_string_pretty(report).expect("serializes")
             ),
             Output::Table => print!("{}", render::terminal(report)),
         }
-        for w in written.iter().flatten() {
+        for w in written {
             eprintln!("report: {}", w.display());
         }
     }
-    let (all, reports_written): (Vec<RunReport>, Vec<_>) = reports.into_iter().unzip();
-    if let Some(state) = &args.on_reports {
-        state.record(&all);
-    }
-    let sinks = args.publish.sinks();
-    let mut failures: Vec<String> = reports_written
-        .into_iter()
-        .filter_map(Result::err)
-        .map(|e| format!("reports: {e}"))
-        .collect();
-    failures.extend(sink_problems);
-    failures.extend(crate::publish::publish(&sinks, &all).await);
-    if let Some(name) = &args.history_configmap {
-        let recorded = async {
-            let client = match kube {
-                Some(c) => c,
-                None => crate::k8s::client().await?,
-            };
-            let ns = args
-                .history_namespace
-                .clone()
-                .unwrap_or_else(|| client.default_namespace().to_string());
-            crate::k8s::history::record(&client, &ns, name, &all).await
-        };
-        if let Err(e) = recorded.await {
-            failures.push(format!("history: {e}"));
-        }
-    }
-    for f in &failures {
+    for f in &finished.problems {
         eprintln!("error: publishing failed: {f}");
     }
-    // A failed sink is an error; it never hides a failed drill.
-    Ok(match RunReport::exit_code(&all) {
-        exit::OK if !failures.is_empty() => exit::ERROR,
-        code => code,
-    })
+}
+
+/// Runs every drill of the scenarios; Ctrl-C and SIGTERM tear the running drills down.
+pub async fn run(args: RunArgs) -> Result<i32, Failure> {
+    let opts = args.options()?;
+    let finished = crate::run::run(load_all(&args.plan.files)?, &opts).await?;
+    render_finished(&finished, args.plan.output);
+    Ok(finished.exit_code())
 }

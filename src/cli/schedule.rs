@@ -6,8 +6,9 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::Output;
-use super::drills::{PlanArgs, PublishArgs, RunArgs, run};
+use super::drills::{PublishArgs, render_finished};
 use crate::exit::{self, Failure};
+use crate::run::{HistoryConfigMap, RunOptions, Runner};
 use crate::scenario::load;
 use crate::scenario::types::{cron_schedule, parse_duration};
 use crate::schedule::{Entry, Event, TokioClock, run_loop, upcoming};
@@ -119,50 +120,33 @@ pub async fn schedule(args: ScheduleArgs) -> Result<i32, Failure> {
         }
         None => None,
     };
-    let settings = Arc::new(args);
+    let runs = Runner::start(RunOptions {
+        report_dir: args.report_dir.clone(),
+        concurrency: 1,
+        work_dir: args.work_dir.clone(),
+        sinks: args.publish.sinks(),
+        history: args.history_configmap.clone().map(|name| HistoryConfigMap {
+            name,
+            namespace: args.history_namespace.clone(),
+        }),
+        ..Default::default()
+    })
+    .map_err(Failure::error)?;
     let runner_state = state.clone();
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let runner_settings = settings.clone();
     let runner: Arc<dyn Fn(String) -> futures::future::BoxFuture<'static, ()> + Send + Sync> =
         Arc::new(move |file| {
-            let s = runner_settings.clone();
+            let runs = runs.clone();
             let state = runner_state.clone();
             Box::pin(async move {
-                let args = RunArgs {
-                    plan: PlanArgs {
-                        files: vec![PathBuf::from(&file)],
-                        lineages: vec![],
-                        target: None,
-                        output: Output::Table,
-                    },
-                    report_dir: s.report_dir.clone(),
-                    concurrency: 1,
-                    skip_preflight: false,
-                    keep_on_failure: false,
-                    connect: Default::default(),
-                    work_dir: s.work_dir.clone(),
-                    publish: s.publish.clone(),
-                    on_reports: Some(state),
-                    history_configmap: s.history_configmap.clone(),
-                    history_namespace: s.history_namespace.clone(),
-                };
-                // A run is not Send (it borrows across its drills), so each gets its own thread
-                // and runtime; the scheduler only waits for it.
-                let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-                let thread_file = file.clone();
-                std::thread::spawn(move || {
-                    let outcome = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .map_err(|e| e.to_string())
-                        .and_then(|rt| rt.block_on(run(args)).map_err(|e| e.message));
-                    match outcome {
-                        Ok(code) => eprintln!("{thread_file}: finished, exit {code}"),
-                        Err(e) => eprintln!("{thread_file}: {e}"),
+                match scheduled_run(&file, &runs).await {
+                    Ok(finished) => {
+                        render_finished(&finished, Output::Table);
+                        state.record(&finished.reports);
+                        eprintln!("{file}: finished, exit {}", finished.exit_code());
                     }
-                    let _ = done_tx.send(());
-                });
-                let _ = done_rx.await;
+                    Err(e) => eprintln!("{file}: {e}"),
+                }
             })
         });
     let schedules: Vec<(String, cron::Schedule)> = entries
@@ -182,12 +166,10 @@ pub async fn schedule(args: ScheduleArgs) -> Result<i32, Failure> {
         Event::Finished(_) => {}
         Event::Skipped(n) => eprintln!("{n}: skipped, the previous run is still going"),
     });
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| Failure::error(format!("installing the SIGTERM handler: {e}")))?;
     tokio::spawn(async move {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = sigterm.recv() => {}
+        if let Err(e) = crate::run::signals::stop_requested().await {
+            eprintln!("warning: {e}");
+            return;
         }
         eprintln!("stopping: running drills finish their teardown");
         let _ = tx.send(true);
@@ -199,6 +181,12 @@ pub async fn schedule(args: ScheduleArgs) -> Result<i32, Failure> {
         );
     }
     let clock = Arc::new(TokioClock::starting_at(chrono::Utc::now()));
-    run_loop(entries, clock, settings.concurrency, runner, rx, on_event).await;
+    run_loop(entries, clock, args.concurrency, runner, rx, on_event).await;
     Ok(exit::OK)
+}
+
+/// One fire: the scenario is read afresh, so an edited file takes effect at its next run.
+async fn scheduled_run(file: &str, runs: &Runner) -> Result<crate::run::Finished, Failure> {
+    let loaded = load(std::path::Path::new(file)).map_err(Failure::usage)?;
+    runs.run(loaded).await
 }

@@ -8,7 +8,8 @@ use serde::Serialize;
 
 use super::types::*;
 use crate::barman::BarmanObjectStore;
-use crate::preflight::{Target, TargetPoint};
+use crate::target::PinnedTarget;
+use crate::target::render::cnpg_recovery_target;
 
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "pgdrill");
 pub const DRILL_ID_LABEL: &str = "pgdrill.io/drill-id";
@@ -31,8 +32,8 @@ pub enum Isolation {
 pub struct DrillSpec {
     pub drill_id: String,
     pub lineage: String,
-    pub target: Target,
-    pub backup_id: String,
+    /// The target with the backup preflight chose.
+    pub target: PinnedTarget,
     pub store: BarmanObjectStore,
     pub path: RecoveryPath,
     pub isolation: Isolation,
@@ -105,24 +106,6 @@ pub fn dns_label_within(raw: &str, max: usize) -> String {
         s = format!("{}-{:08x}", s[..max - 9].trim_end_matches('-'), hash as u32);
     }
     s
-}
-
-/// recoveryTarget as CNPG validates it: backupID always (the backup preflight chose), one of
-/// the target options at most.
-pub fn recovery_target(target: &Target, backup_id: &str) -> RecoveryTarget {
-    let mut rt = RecoveryTarget {
-        backup_id: Some(backup_id.to_string()),
-        ..Default::default()
-    };
-    match &target.point {
-        TargetPoint::Latest => {}
-        TargetPoint::Time { time } => rt.target_time = Some(time.to_string()),
-        TargetPoint::Lsn { lsn } => rt.target_lsn = Some(lsn.to_string()),
-        TargetPoint::Xid { xid } => rt.target_xid = Some(xid.to_string()),
-        TargetPoint::Name { name } => rt.target_name = Some(name.clone()),
-        TargetPoint::Immediate => rt.target_immediate = Some(true),
-    }
-    rt
 }
 
 /// Storage for the restored data: the backed-up cluster size plus half again, in whole GiB,
@@ -229,7 +212,7 @@ pub fn build(spec: &DrillSpec) -> Manifests {
                     source: Some(SOURCE_NAME.into()),
                     database: Some(spec.database.clone()),
                     owner: Some(spec.owner.clone()),
-                    recovery_target: Some(recovery_target(&spec.target, &spec.backup_id)),
+                    recovery_target: Some(cnpg_recovery_target(&spec.target)),
                 }),
             }),
             external_clusters: vec![external],

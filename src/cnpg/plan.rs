@@ -49,8 +49,7 @@ pub fn drill_spec(
     Ok(DrillSpec {
         drill_id: plan.drill_id.clone(),
         lineage: plan.lineage.clone(),
-        target: plan.target.clone(),
-        backup_id: ready.backup_id.clone(),
+        target: ready.target.clone(),
         store: block.clone(),
         path: settings.recovery_path,
         isolation: match &settings.namespace {

@@ -83,24 +83,7 @@ pub struct BootstrapRecovery {
     pub recovery_target: Option<RecoveryTarget>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RecoveryTarget {
-    #[serde(rename = "backupID", skip_serializing_if = "Option::is_none")]
-    pub backup_id: Option<String>,
-    #[serde(rename = "targetTLI", skip_serializing_if = "Option::is_none")]
-    pub target_tli: Option<String>,
-    #[serde(rename = "targetXID", skip_serializing_if = "Option::is_none")]
-    pub target_xid: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub target_name: Option<String>,
-    #[serde(rename = "targetLSN", skip_serializing_if = "Option::is_none")]
-    pub target_lsn: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub target_time: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub target_immediate: Option<bool>,
-}
+pub use crate::target::render::RecoveryTarget;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

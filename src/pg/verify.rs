@@ -10,14 +10,15 @@ use crate::checks::{
     CountPolicy, SqlCheck, Verification, count_checks, recovery_end_checks, sql_check,
 };
 use crate::outcome::{Cause, RecoveryEnd};
-use crate::preflight::{Ready, Target};
+use crate::preflight::Ready;
+use crate::target::PinnedTarget;
 
 /// What verification needs to know.
 #[derive(Clone, Debug)]
 pub struct VerifyRequest {
     pub conn: PgConn,
     pub database: String,
-    pub target: Target,
+    pub target: PinnedTarget,
     pub ready: Ready,
     pub segment_size: u64,
     pub baseline: Option<Baseline>,

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde_saphyr::Spanned;
 
-use super::types::{LineageSelector, Scenario, TargetFields, TargetSpec};
+use super::targets::ScenarioTarget;
+use super::types::{BackendKind, LineageSelector, Scenario};
 use crate::barman::config::yaml_error;
 use crate::baseline::Baseline;
 
@@ -17,9 +18,11 @@ pub struct Loaded {
     pub path: PathBuf,
     pub scenario: Scenario,
     pub baseline: Option<Baseline>,
+    /// The scenario's targets in the one target grammar, in order.
+    pub targets: Vec<ScenarioTarget>,
 }
 
-fn at<T>(path: &Path, s: &Spanned<T>, problem: impl std::fmt::Display) -> String {
+pub(super) fn at<T>(path: &Path, s: &Spanned<T>, problem: impl std::fmt::Display) -> String {
     format!(
         "{}:{}:{}: {problem}",
         path.display(),
@@ -66,6 +69,30 @@ pub fn load_with(path: &Path, with_baseline: bool) -> Result<Loaded, String> {
     let text = expand_env(path, &raw)?;
     let scenario: Scenario =
         serde_saphyr::from_str(&text).map_err(|e| yaml_error(path, &e.to_string()))?;
+    check_header(path, &scenario)?;
+    check_source(path, &scenario)?;
+    check_cnpg(path, &scenario)?;
+    check_lineages(path, &scenario)?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let baseline = match &scenario.checks.baseline {
+        Some(file) if with_baseline => Some(Baseline::load(&base.join(file))?),
+        _ => None,
+    };
+    let targets = scenario
+        .targets
+        .iter()
+        .map(|t| t.request(path, baseline.as_ref(), with_baseline))
+        .collect::<Result<Vec<_>, _>>()?;
+    check_sql(path, &scenario)?;
+    Ok(Loaded {
+        path: path.to_path_buf(),
+        scenario,
+        baseline,
+        targets,
+    })
+}
+
+fn check_header(path: &Path, scenario: &Scenario) -> Result<(), String> {
     if scenario.api_version != API_VERSION {
         return Err(format!(
             "{}: apiVersion {:?}: expected {API_VERSION:?}",
@@ -73,6 +100,16 @@ pub fn load_with(path: &Path, with_baseline: bool) -> Result<Loaded, String> {
             scenario.api_version
         ));
     }
+    if scenario.targets.is_empty() {
+        return Err(format!(
+            "{}: targets: at least one target is required",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+fn check_source(path: &Path, scenario: &Scenario) -> Result<(), String> {
     let src = &scenario.source;
     match (&src.barman_object_store, &src.cluster) {
         (Some(_), None) | (None, Some(_)) => {}
@@ -95,48 +132,44 @@ pub fn load_with(path: &Path, with_baseline: bool) -> Result<Loaded, String> {
             path.display()
         ));
     }
-    if scenario.backend == crate::scenario::types::BackendKind::Cnpg {
-        let t = &scenario.timeouts;
-        let needed = t.restore.0 + t.recovery.0 + std::time::Duration::from_secs(600);
-        if scenario.cnpg.ttl.0 < needed {
-            return Err(format!(
-                "{}: cnpg.ttl: {}s is shorter than timeouts.restore + timeouts.recovery + 10m ({}s): another run's sweep could delete a drill still running",
-                path.display(),
-                scenario.cnpg.ttl.0.as_secs(),
-                needed.as_secs()
-            ));
-        }
+    Ok(())
+}
+
+fn check_cnpg(path: &Path, scenario: &Scenario) -> Result<(), String> {
+    if scenario.backend != BackendKind::Cnpg {
+        return Ok(());
     }
-    if scenario.targets.is_empty() {
+    let t = &scenario.timeouts;
+    let needed = t.restore.0 + t.recovery.0 + std::time::Duration::from_secs(600);
+    if scenario.cnpg.ttl.0 < needed {
         return Err(format!(
-            "{}: targets: at least one target is required",
-            path.display()
+            "{}: cnpg.ttl: {}s is shorter than timeouts.restore + timeouts.recovery + 10m ({}s): another run's sweep could delete a drill still running",
+            path.display(),
+            scenario.cnpg.ttl.0.as_secs(),
+            needed.as_secs()
         ));
     }
+    Ok(())
+}
+
+fn check_lineages(path: &Path, scenario: &Scenario) -> Result<(), String> {
     match &scenario.lineages {
-        LineageSelector::Keyword(k) if k.value != "all" => {
-            return Err(at(
-                path,
-                k,
-                format!(
-                    "lineages: expected all, a list of names or {{pattern: …}}, found {:?}",
-                    k.value
-                ),
-            ));
-        }
+        LineageSelector::Keyword(k) if k.value != "all" => Err(at(
+            path,
+            k,
+            format!(
+                "lineages: expected all, a list of names or {{pattern: …}}, found {:?}",
+                k.value
+            ),
+        )),
         LineageSelector::List(l) if l.is_empty() => {
-            return Err(format!("{}: lineages: the list is empty", path.display()));
+            Err(format!("{}: lineages: the list is empty", path.display()))
         }
-        _ => {}
+        _ => Ok(()),
     }
-    let base = path.parent().unwrap_or(Path::new("."));
-    let baseline = match &scenario.checks.baseline {
-        Some(file) if with_baseline => Some(Baseline::load(&base.join(file))?),
-        _ => None,
-    };
-    for t in &scenario.targets {
-        check_target(path, t, baseline.as_ref(), with_baseline)?;
-    }
+}
+
+fn check_sql(path: &Path, scenario: &Scenario) -> Result<(), String> {
     for c in &scenario.checks.sql {
         if !crate::checks::OPS.contains(&c.op.as_str()) {
             return Err(format!(
@@ -148,11 +181,7 @@ pub fn load_with(path: &Path, with_baseline: bool) -> Result<Loaded, String> {
             ));
         }
     }
-    Ok(Loaded {
-        path: path.to_path_buf(),
-        scenario,
-        baseline,
-    })
+    Ok(())
 }
 
 impl Loaded {
@@ -166,95 +195,4 @@ impl Loaded {
         let src = &self.scenario.source;
         src.cluster.is_some() || src.secrets_namespace.is_some()
     }
-}
-
-fn check_target(
-    path: &Path,
-    t: &TargetSpec,
-    baseline: Option<&Baseline>,
-    with_baseline: bool,
-) -> Result<(), String> {
-    let f: &TargetFields = match t {
-        TargetSpec::Keyword(k) => {
-            return match k.value.as_str() {
-                "latest" | "oldest" | "immediate" => Ok(()),
-                other => Err(at(
-                    path,
-                    k,
-                    format!("target {other:?}: expected latest, oldest, immediate or a map"),
-                )),
-            };
-        }
-        TargetSpec::Fields(f) => f,
-    };
-    let kinds = [
-        f.time.is_some(),
-        f.lsn.is_some(),
-        f.xid.is_some(),
-        f.name.is_some(),
-        f.immediate == Some(true),
-        f.baseline.is_some(),
-        f.random.is_some(),
-    ];
-    let where_ = || {
-        f.time
-            .as_ref()
-            .map(|s| (s.referenced.line(), s.referenced.column()))
-            .or(f
-                .lsn
-                .as_ref()
-                .map(|s| (s.referenced.line(), s.referenced.column())))
-            .map(|(l, c)| format!("{}:{l}:{c}", path.display()))
-            .unwrap_or_else(|| path.display().to_string())
-    };
-    match kinds.iter().filter(|k| **k).count() {
-        1 => {}
-        0 => {
-            return Err(format!(
-                "{}: target: expected one of time, lsn, xid, name, immediate, baseline, random",
-                where_()
-            ));
-        }
-        _ => {
-            return Err(format!(
-                "{}: target: time, lsn, xid, name, immediate, baseline and random are mutually exclusive",
-                where_()
-            ));
-        }
-    }
-    if (f.xid.is_some() || f.name.is_some()) && f.backup_id.is_none() {
-        return Err(format!(
-            "{}: target: xid and name need backupID, as CNPG requires",
-            where_()
-        ));
-    }
-    if let Some(name) = &f.name
-        && (name.len() >= 64 || name.chars().any(|c| c.is_control()))
-    {
-        return Err(format!(
-            "{}: target name {name:?}: must be under 64 bytes with no control characters",
-            where_()
-        ));
-    }
-    if let Some(name) = &f.baseline
-        && with_baseline
-    {
-        match baseline {
-            Some(b) if &b.name == name => {}
-            Some(b) => {
-                return Err(format!(
-                    "{}: target baseline {name:?}: checks.baseline holds {:?}",
-                    path.display(),
-                    b.name
-                ));
-            }
-            None => {
-                return Err(format!(
-                    "{}: target baseline {name:?}: checks.baseline is not set",
-                    path.display()
-                ));
-            }
-        }
-    }
-    Ok(())
 }

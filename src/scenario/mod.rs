@@ -1,7 +1,10 @@
 //! Scenarios: the YAML a user writes, its JSON Schema, and the drills it expands to.
 
+pub mod cron;
+pub mod deserialize;
 pub mod load;
 pub mod plan;
+pub mod targets;
 pub mod types;
 
 pub use load::{Loaded, load};

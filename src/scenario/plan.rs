@@ -4,10 +4,13 @@
 use serde::Serialize;
 
 use super::load::Loaded;
-use super::types::{Expectation, LineageSelector, TargetSpec};
+use super::targets::ScenarioTarget;
+use super::types::{CountPolicies, Expectation, LineageSelector};
+use crate::baseline::Baseline;
 use crate::catalog::LineageCatalog;
 use crate::checks::CountPolicy;
-use crate::preflight::{Cause, Preflight, Refusal, Target, TargetPoint, preflight, refusal};
+use crate::preflight::{Cause, Preflight, Refusal, preflight, refusal};
+use crate::target::{Target, TargetKind, TargetPoint, TargetRequest};
 
 /// One drill: one lineage, one target.
 #[derive(Clone, Debug, Serialize)]
@@ -91,113 +94,65 @@ fn pick(seed: u64, lo: i128, hi: i128) -> i128 {
     }
 }
 
-/// Turns one scenario target into a concrete recovery target for one lineage.
-fn resolve(
-    loaded: &Loaded,
-    spec: &TargetSpec,
+/// Turns one request into a concrete recovery target for one lineage.
+pub fn resolve(
+    request: &TargetRequest,
     catalog: &LineageCatalog,
+    baseline: Option<&Baseline>,
     seed: u64,
-) -> Result<(String, Target, CountPolicy, Option<Expectation>), Refusal> {
-    let policies = &loaded.scenario.checks.counts;
-    let no_window = || {
-        refusal(
-            Cause::NoCompletedBackup,
-            format!("lineage {} has no completed backup", catalog.server_name),
-        )
+) -> Result<Target, Refusal> {
+    let window = || {
+        catalog.window.as_ref().ok_or_else(|| {
+            refusal(
+                Cause::NoCompletedBackup,
+                format!("lineage {} has no completed backup", catalog.server_name),
+            )
+        })
     };
-    let point = |p| Target {
-        point: p,
-        backup_id: None,
+    let at = |point, backup_id: &Option<String>| Target {
+        point,
+        backup_id: backup_id.clone(),
     };
-    Ok(match spec {
-        TargetSpec::Keyword(k) => match k.value.as_str() {
-            "latest" => (
-                "latest".into(),
-                point(TargetPoint::Latest),
-                policies.latest,
-                None,
-            ),
-            "immediate" => (
-                "immediate".into(),
-                point(TargetPoint::Immediate),
-                policies.point_in_time,
-                None,
-            ),
-            _ => {
-                let first = catalog.window.as_ref().ok_or_else(no_window)?.first_point;
-                (
-                    "oldest".into(),
-                    point(TargetPoint::Time { time: first }),
-                    policies.point_in_time,
-                    None,
-                )
-            }
-        },
-        TargetSpec::Fields(f) => {
-            let expect = f.expect.clone();
-            let with_id = |t: TargetPoint| Target {
-                point: t,
-                backup_id: f.backup_id.clone(),
-            };
-            let pit = policies.point_in_time;
-            if let Some(t) = &f.time {
-                (
-                    format!("time:{}", t.value.0),
-                    with_id(TargetPoint::Time { time: t.value.0 }),
-                    pit,
-                    expect,
-                )
-            } else if let Some(l) = &f.lsn {
-                (
-                    format!("lsn:{}", l.value),
-                    with_id(TargetPoint::Lsn { lsn: l.value }),
-                    pit,
-                    expect,
-                )
-            } else if let Some(x) = f.xid {
-                (
-                    format!("xid:{x}"),
-                    with_id(TargetPoint::Xid { xid: x }),
-                    pit,
-                    expect,
-                )
-            } else if let Some(n) = &f.name {
-                (
-                    format!("name:{n}"),
-                    with_id(TargetPoint::Name { name: n.clone() }),
-                    pit,
-                    expect,
-                )
-            } else if let Some(b) = &f.baseline {
-                let lsn = loaded.baseline.as_ref().map(|b| b.lsn).unwrap_or_default();
-                (
-                    format!("baseline:{b}"),
-                    with_id(TargetPoint::Lsn { lsn }),
-                    policies.baseline,
-                    expect,
-                )
-            } else if let Some(r) = &f.random {
-                let w = catalog.window.as_ref().ok_or_else(no_window)?;
-                let hi = w.last_archived_at.unwrap_or(w.last_backup_end);
-                let span = jiff::SignedDuration::try_from(r.within.value.0).unwrap_or_default();
-                let lo = hi
-                    .checked_sub(span)
-                    .unwrap_or(w.first_point)
-                    .max(w.first_point);
-                let ns = pick(seed, lo.as_nanosecond(), hi.as_nanosecond());
-                let time = jiff::Timestamp::from_nanosecond(ns).unwrap_or(lo);
-                // A stable label (for metrics); the picked time is in the target itself.
-                let label = format!("random:{}s", r.within.value.0.as_secs());
-                (label, with_id(TargetPoint::Time { time }), pit, expect)
-            } else {
-                (
-                    "immediate".into(),
-                    with_id(TargetPoint::Immediate),
-                    pit,
-                    expect,
-                )
-            }
+    Ok(match request {
+        TargetRequest::Point(t) => t.clone(),
+        TargetRequest::Baseline { backup_id, .. } => {
+            let lsn = baseline.map(|b| b.lsn).unwrap_or_default();
+            at(TargetPoint::Lsn { lsn }, backup_id)
         }
+        TargetRequest::Oldest => at(
+            TargetPoint::Time {
+                time: window()?.first_point,
+            },
+            &None,
+        ),
+        TargetRequest::Random { within, backup_id } => {
+            let w = window()?;
+            let hi = w.last_archived_at.unwrap_or(w.last_backup_end);
+            let span = jiff::SignedDuration::try_from(*within).unwrap_or_default();
+            let lo = hi
+                .checked_sub(span)
+                .unwrap_or(w.first_point)
+                .max(w.first_point);
+            let ns = pick(seed, lo.as_nanosecond(), hi.as_nanosecond());
+            let time = jiff::Timestamp::from_nanosecond(ns).unwrap_or(lo);
+            at(TargetPoint::Time { time }, backup_id)
+        }
+    })
+}
+
+/// The count policy of `checks.counts` for a kind of target.
+fn policy(policies: &CountPolicies, kind: TargetKind) -> CountPolicy {
+    match kind {
+        TargetKind::Latest => policies.latest,
+        TargetKind::Baseline => policies.baseline,
+        TargetKind::PointInTime => policies.point_in_time,
+    }
+}
+
+/// A seed for `random` targets that differs per run (from the run id) and per target.
+fn seed_of(id_prefix: &str) -> u64 {
+    id_prefix.bytes().fold(1469598103934665603u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(1099511628211)
     })
 }
 
@@ -207,73 +162,54 @@ pub fn plan(
     loaded: &Loaded,
     catalogs: &[LineageCatalog],
     id_prefix: &str,
-    override_target: Option<(&str, &Target)>,
+    override_target: Option<&TargetRequest>,
 ) -> Vec<DrillPlan> {
-    if let Some((label, target)) = override_target {
-        let policies = &loaded.scenario.checks.counts;
-        let policy = match target.point {
-            TargetPoint::Latest => policies.latest,
-            _ => policies.point_in_time,
-        };
-        return catalogs
-            .iter()
-            .enumerate()
-            .map(|(i, c)| DrillPlan {
-                drill_id: format!("{id_prefix}-{}", i + 1),
-                lineage: c.server_name.clone(),
-                target_label: label.to_string(),
-                target: target.clone(),
-                preflight: preflight(c, target),
-                policy,
-                expect: None,
-            })
-            .collect();
-    }
-    let run_id = id_prefix;
-    let seed = run_id.bytes().fold(1469598103934665603u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(1099511628211)
-    });
+    let overridden: Vec<ScenarioTarget> = override_target
+        .map(|request| ScenarioTarget {
+            request: request.clone(),
+            expect: None,
+        })
+        .into_iter()
+        .collect();
+    let targets = if override_target.is_some() {
+        &overridden
+    } else {
+        &loaded.targets
+    };
+    let seed = seed_of(id_prefix);
     let mut drills = Vec::new();
     for catalog in catalogs {
-        for (i, spec) in loaded.scenario.targets.iter().enumerate() {
-            let drill_id = format!("{run_id}-{}", drills.len() + 1);
-            let (target_label, target, policy, expect, decision) =
-                match resolve(loaded, spec, catalog, seed.wrapping_add(i as u64)) {
-                    Ok((label, target, policy, expect)) => {
-                        let decision = preflight(catalog, &target);
-                        (label, target, policy, expect, decision)
-                    }
-                    Err(refusal) => {
-                        let expect = match spec {
-                            TargetSpec::Fields(f) => f.expect.clone(),
-                            TargetSpec::Keyword(_) => None,
-                        };
-                        (
-                            match spec {
-                                TargetSpec::Keyword(k) => k.value.clone(),
-                                TargetSpec::Fields(f) => match &f.random {
-                                    Some(r) => format!("random:{}s", r.within.value.0.as_secs()),
-                                    None => "unresolved".into(),
-                                },
-                            },
-                            Target {
-                                point: TargetPoint::Latest,
-                                backup_id: None,
-                            },
-                            CountPolicy::Report,
-                            expect,
-                            Preflight::Refused(refusal),
-                        )
-                    }
-                };
+        for (i, t) in targets.iter().enumerate() {
+            let drill_id = format!("{id_prefix}-{}", drills.len() + 1);
+            let resolved = resolve(
+                &t.request,
+                catalog,
+                loaded.baseline.as_ref(),
+                seed.wrapping_add(i as u64),
+            );
+            let (target, policy, decision) = match resolved {
+                Ok(target) => {
+                    let decision = preflight(catalog, &target);
+                    let policy = policy(&loaded.scenario.checks.counts, t.request.kind());
+                    (target, policy, decision)
+                }
+                Err(refusal) => (
+                    Target {
+                        point: TargetPoint::Latest,
+                        backup_id: None,
+                    },
+                    CountPolicy::Report,
+                    Preflight::Refused(refusal),
+                ),
+            };
             drills.push(DrillPlan {
                 drill_id,
                 lineage: catalog.server_name.clone(),
-                target_label,
+                target_label: t.request.label(),
                 target,
                 preflight: decision,
                 policy,
-                expect,
+                expect: t.expect.clone(),
             });
         }
     }

@@ -228,14 +228,16 @@ impl<'a> CatalogReader<'a> {
             }
         }
         listing.histories = stream::iter(history_names)
-            .map(|(tl, rel, compression)| async move {
-                let text = match self.read_text(&format!("{server}/wals/{rel}")).await {
-                    Ok(Some(bytes)) => decompress(&bytes, compression),
-                    Ok(None) => Err("vanished while reading".to_string()),
-                    Err(e) => Err(e.to_string()),
-                };
-                (tl, text)
-            })
+            .map(
+                |(tl, rel, compression): (u32, String, Option<&'static str>)| async move {
+                    let text = match self.read_text(&format!("{server}/wals/{rel}")).await {
+                        Ok(Some(bytes)) => decompress(&bytes, compression),
+                        Ok(None) => Err("vanished while reading".to_string()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    (tl, text)
+                },
+            )
             .buffer_unordered(CONCURRENCY)
             .collect()
             .await;
