@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::catalog::archive::ChainLeg;
+use crate::catalog::archive::{ChainLeg, Walk};
 use crate::catalog::backup_info::BackupInfo;
 use crate::catalog::lineage::LineageCatalog;
 use crate::lsn::Lsn;
@@ -48,10 +48,6 @@ pub fn refusal(cause: Cause, message: String) -> Refusal {
         missing_wal: None,
         backup_id: None,
     }
-}
-
-fn refuse(cause: Cause, message: String) -> Preflight {
-    Preflight::Refused(refusal(cause, message))
 }
 
 /// Picks the backup CNPG would restore for `target`, or says why none fits.
@@ -112,24 +108,78 @@ pub fn choose_backup<'a>(
 
 /// Pure: catalog + target → ready (with the backup) or refused (with a stable cause).
 pub fn preflight(catalog: &LineageCatalog, target: &Target) -> Preflight {
-    let backup = match choose_backup(catalog, target) {
-        Ok(b) => b,
-        Err(refused) => return Preflight::Refused(refused),
-    };
-    let archive = &catalog.archive;
-    let with_backup = |p: Preflight| match p {
-        Preflight::Refused(mut r) => {
+    let decided = choose_backup(catalog, target).and_then(|backup| {
+        decide(catalog, backup, target).map_err(|mut r| {
             r.backup_id = Some(backup.backup_id.clone());
-            Preflight::Refused(r)
+            r
+        })
+    });
+    match decided {
+        Ok(ready) => Preflight::Ready(ready),
+        Err(refused) => Preflight::Refused(refused),
+    }
+}
+
+/// The WAL from `backup` along its timelines, and how far the archive reaches unbroken.
+struct Chain<'a> {
+    catalog: &'a LineageCatalog,
+    legs: Vec<ChainLeg>,
+    /// The walk from the backup's start with no bound: the first gap, if any.
+    open: Walk,
+    /// Where that walk got to, as (leg index, segno).
+    reached: Option<(usize, u64)>,
+}
+
+impl Chain<'_> {
+    fn leg_of(&self, timeline: u32) -> Option<usize> {
+        self.legs.iter().position(|l| l.timeline == timeline)
+    }
+
+    fn name(&self, p: (u32, u64)) -> String {
+        self.catalog.archive.segment(p.0, p.1).to_string()
+    }
+
+    /// A WAL gap at `missing`, saying where the archive resumes and why it matters.
+    fn gap(&self, missing: (u32, u64), next: Option<(u32, u64)>, why: &str) -> Refusal {
+        let missing_wal = self.name(missing);
+        let next = next
+            .map(|n| format!("; the archive resumes at {}", self.name(n)))
+            .unwrap_or_default();
+        Refusal {
+            cause: Cause::WalGap,
+            message: format!(
+                "WAL segment {missing_wal} is missing from {}{next}: {why}",
+                self.catalog.server_name
+            ),
+            missing_wal: Some(missing_wal),
+            backup_id: None,
         }
-        ready => ready,
-    };
+    }
+
+    /// A gap before `pos` stops recovery before the target.
+    fn gap_before(&self, pos: (usize, u64), why: &str) -> Result<(), Refusal> {
+        match self.open.missing {
+            Some(missing) if self.reached.is_none_or(|r| r < pos) => {
+                Err(self.gap(missing, self.open.next_present, why))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The checks after the backup is chosen: its WAL bounds, the WAL to consistency, then what
+/// the kind of target needs.
+fn decide(
+    catalog: &LineageCatalog,
+    backup: &BackupInfo,
+    target: &Target,
+) -> Result<Ready, Refusal> {
     let (Some(begin), Some(end)) = (backup.begin_segment(), backup.end_segment()) else {
         let msg = format!(
             "backup {} has no begin_wal/end_wal in backup.info",
             backup.backup_id
         );
-        return with_backup(refuse(Cause::NoCompletedBackup, msg));
+        return Err(refusal(Cause::NoCompletedBackup, msg));
     };
     if let (TargetPoint::Time { time }, Some(end_time)) = (&target.point, backup.end_time)
         && *time < end_time
@@ -138,115 +188,109 @@ pub fn preflight(catalog: &LineageCatalog, target: &Target) -> Preflight {
             "target time {time} is before the end of backup {} ({end_time})",
             backup.backup_id
         );
-        return with_backup(refuse(Cause::TargetBeforeFirstRecoverabilityPoint, msg));
+        return Err(refusal(Cause::TargetBeforeFirstRecoverabilityPoint, msg));
     }
-    let latest_tl = archive.latest_descendant(begin);
-    let legs = archive.chain(begin, latest_tl);
-    let leg_of = |tl: u32| legs.iter().position(|l| l.timeline == tl);
-    let name = |p: (u32, u64)| archive.segment(p.0, p.1).to_string();
-    let gap = |missing: (u32, u64), next: Option<(u32, u64)>, why: &str| {
-        let missing_wal = name(missing);
-        let next = next
-            .map(|n| format!("; the archive resumes at {}", name(n)))
-            .unwrap_or_default();
-        Preflight::Refused(Refusal {
-            cause: Cause::WalGap,
-            message: format!(
-                "WAL segment {missing_wal} is missing from {}{next}: {why}",
-                catalog.server_name
-            ),
-            missing_wal: Some(missing_wal),
-            backup_id: Some(backup.backup_id.clone()),
-        })
-    };
-
-    // The backup's own WAL is needed whatever the target.
-    let end_leg = leg_of(end.timeline).unwrap_or(0);
-    let to_consistency = archive.walk(&legs, Some((end_leg, end.segno(archive.segment_size))));
-    if let Some(missing) = to_consistency.missing {
-        return gap(
-            missing,
-            to_consistency.next_present,
-            "the backup cannot reach consistency",
-        );
-    }
+    let archive = &catalog.archive;
+    let legs = archive.chain(begin, archive.latest_descendant(begin));
     let open = archive.walk(&legs, None);
-    let reached = open.last.and_then(|(tl, s)| Some((leg_of(tl)?, s)));
+    let mut chain = Chain {
+        catalog,
+        reached: None,
+        open,
+        legs,
+    };
+    chain.reached = chain
+        .open
+        .last
+        .and_then(|(tl, s)| Some((chain.leg_of(tl)?, s)));
+    // The backup's own WAL is needed whatever the target.
+    let end_leg = chain.leg_of(end.timeline).unwrap_or(0);
+    let to_consistency = archive.walk(
+        &chain.legs,
+        Some((end_leg, end.segno(archive.segment_size))),
+    );
+    if let Some(missing) = to_consistency.missing {
+        let why = "the backup cannot reach consistency";
+        return Err(chain.gap(missing, to_consistency.next_present, why));
+    }
     let mut ready = Ready {
         backup_id: backup.backup_id.clone(),
         target: target.pin(&backup.backup_id),
         backup_end_time: backup.end_time,
-        timelines: legs.iter().map(|l| l.timeline).collect(),
+        timelines: chain.legs.iter().map(|l| l.timeline).collect(),
         expected_last_wal: None,
         expected_end_lsn: None,
         notes: Vec::new(),
     };
     match &target.point {
-        TargetPoint::Latest => {
-            if open.is_gap()
-                && let Some(missing) = open.missing
-            {
-                return gap(
-                    missing,
-                    open.next_present,
-                    "recovery to latest would stop there silently",
-                );
-            }
-            ready.expected_last_wal = open.last.map(name);
-            ready.expected_end_lsn = open.last.map(|(_, s)| archive.segment_end(s));
-        }
-        TargetPoint::Lsn { lsn } => {
-            let target_leg = legs
-                .iter()
-                .position(|l| l.to.is_none_or(|to| lsn.0 / archive.segment_size <= to))
-                .unwrap_or(legs.len() - 1);
-            let target_pos = (target_leg, lsn.0 / archive.segment_size);
-            let last_present = last_present_on_chain(catalog, &legs);
-            if last_present.is_none_or(|lp| target_pos > lp) {
-                let end = last_present
-                    .map(|(_, s)| archive.segment_end(s).to_string())
-                    .unwrap_or_default();
-                let msg = format!(
-                    "target LSN {lsn} is beyond the end of the archive of {} ({end})",
-                    catalog.server_name
-                );
-                return with_backup(refuse(Cause::TargetBeyondArchive, msg));
-            }
-            if let Some(missing) = open
-                .missing
-                .filter(|_| reached.is_none_or(|r| r < target_pos))
-            {
-                return gap(missing, open.next_present, "the target lies after it");
-            }
-        }
-        TargetPoint::Time { time } => match first_uploaded_at_or_after(catalog, &legs, *time) {
-            Found::Unknown => ready
-                .notes
-                .push("upload times unknown: cannot place the target time in the WAL".into()),
-            Found::None(last) => {
-                let last = last
-                    .map(|t| format!(" (last segment uploaded at {t})"))
-                    .unwrap_or_default();
-                let msg = format!(
-                    "target time {time} is after the end of the archive of {}{last}",
-                    catalog.server_name
-                );
-                return with_backup(refuse(Cause::TargetBeyondArchive, msg));
-            }
-            Found::At(pos) => {
-                if let Some(missing) = open.missing.filter(|_| reached.is_none_or(|r| r < pos)) {
-                    return gap(missing, open.next_present, "the target time lies after it");
-                }
-            }
-        },
-        TargetPoint::Xid { .. } | TargetPoint::Name { .. } => {
-            ready.notes.push(
-                "the WAL position of an xid or restore point is not known before recovery".into(),
-            );
-        }
+        TargetPoint::Latest => to_latest(&chain, &mut ready)?,
+        TargetPoint::Lsn { lsn } => to_lsn(&chain, *lsn)?,
+        TargetPoint::Time { time } => to_time(&chain, *time, &mut ready)?,
+        TargetPoint::Xid { .. } | TargetPoint::Name { .. } => ready.notes.push(
+            "the WAL position of an xid or restore point is not known before recovery".into(),
+        ),
         TargetPoint::Immediate => {}
     }
-    Preflight::Ready(ready)
+    Ok(ready)
+}
+
+/// `latest` replays to the end of the archive: a gap on the way would stop it silently.
+fn to_latest(chain: &Chain, ready: &mut Ready) -> Result<(), Refusal> {
+    if chain.open.is_gap()
+        && let Some(missing) = chain.open.missing
+    {
+        let why = "recovery to latest would stop there silently";
+        return Err(chain.gap(missing, chain.open.next_present, why));
+    }
+    let archive = &chain.catalog.archive;
+    ready.expected_last_wal = chain.open.last.map(|p| chain.name(p));
+    ready.expected_end_lsn = chain.open.last.map(|(_, s)| archive.segment_end(s));
+    Ok(())
+}
+
+fn to_lsn(chain: &Chain, lsn: Lsn) -> Result<(), Refusal> {
+    let archive = &chain.catalog.archive;
+    let segno = lsn.0 / archive.segment_size;
+    let target_leg = chain
+        .legs
+        .iter()
+        .position(|l| l.to.is_none_or(|to| segno <= to))
+        .unwrap_or(chain.legs.len() - 1);
+    let target_pos = (target_leg, segno);
+    let last_present = last_present_on_chain(chain.catalog, &chain.legs);
+    if last_present.is_none_or(|lp| target_pos > lp) {
+        let end = last_present
+            .map(|(_, s)| archive.segment_end(s).to_string())
+            .unwrap_or_default();
+        let msg = format!(
+            "target LSN {lsn} is beyond the end of the archive of {} ({end})",
+            chain.catalog.server_name
+        );
+        return Err(refusal(Cause::TargetBeyondArchive, msg));
+    }
+    chain.gap_before(target_pos, "the target lies after it")
+}
+
+fn to_time(chain: &Chain, time: Timestamp, ready: &mut Ready) -> Result<(), Refusal> {
+    match first_uploaded_at_or_after(chain.catalog, &chain.legs, time) {
+        Found::Unknown => {
+            ready
+                .notes
+                .push("upload times unknown: cannot place the target time in the WAL".into());
+            Ok(())
+        }
+        Found::None(last) => {
+            let last = last
+                .map(|t| format!(" (last segment uploaded at {t})"))
+                .unwrap_or_default();
+            let msg = format!(
+                "target time {time} is after the end of the archive of {}{last}",
+                chain.catalog.server_name
+            );
+            Err(refusal(Cause::TargetBeyondArchive, msg))
+        }
+        Found::At(pos) => chain.gap_before(pos, "the target time lies after it"),
+    }
 }
 
 /// The newest present segment along the chain, as (leg index, segno).

@@ -15,12 +15,14 @@ const CORE: &[&str] = &[
     "cnpg",
     "duration",
     "exit",
+    "hash",
     "lsn",
     "outcome",
     "preflight",
     "report",
     "scenario",
     "target",
+    "time",
 ];
 
 /// Crates and paths that do I/O: none of them may appear in a core module.

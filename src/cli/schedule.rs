@@ -12,6 +12,7 @@ use crate::run::{HistoryConfigMap, RunOptions, Runner};
 use crate::scenario::load;
 use crate::scenario::types::{cron_schedule, parse_duration};
 use crate::schedule::{Entry, Event, TokioClock, run_loop, upcoming};
+use crate::status_server::SchedulerState;
 
 #[derive(Debug, Args)]
 pub struct ScheduleArgs {
@@ -50,10 +51,6 @@ pub struct ScheduleArgs {
     pub publish: PublishArgs,
 }
 
-fn to_jiff(t: chrono::DateTime<chrono::Utc>) -> jiff::Timestamp {
-    jiff::Timestamp::from_second(t.timestamp()).unwrap_or_default()
-}
-
 fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
     let mut files = Vec::new();
     for p in paths {
@@ -76,7 +73,8 @@ fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
     Ok(files)
 }
 
-pub async fn schedule(args: ScheduleArgs) -> Result<i32, Failure> {
+/// Every scenario with its cron schedule; a file without `schedule:` is a usage error.
+fn entries(args: &ScheduleArgs) -> Result<Vec<Entry>, Failure> {
     let jitter =
         parse_duration(&args.jitter).map_err(|e| Failure::usage(format!("--jitter: {e}")))?;
     let mut entries = Vec::new();
@@ -95,19 +93,30 @@ pub async fn schedule(args: ScheduleArgs) -> Result<i32, Failure> {
             jitter,
         });
     }
-    if args.dry_run {
-        for (at, name) in upcoming(&entries, chrono::Utc::now(), args.count) {
-            println!(
-                "{}  {name}",
-                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-            );
+    Ok(entries)
+}
+
+fn print_upcoming(entries: &[Entry], count: usize, prefix: &str) {
+    for (at, name) in upcoming(entries, chrono::Utc::now(), count) {
+        let at = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        if prefix.is_empty() {
+            println!("{at}  {name}");
+        } else {
+            eprintln!("{prefix}{name} at {at}");
         }
+    }
+}
+
+pub async fn schedule(args: ScheduleArgs) -> Result<i32, Failure> {
+    let entries = entries(&args)?;
+    if args.dry_run {
+        print_upcoming(&entries, args.count, "");
         return Ok(exit::OK);
     }
     let state = crate::status_server::SchedulerState::default();
     for e in &entries {
         if let Some(at) = e.schedule.after(&chrono::Utc::now()).next() {
-            state.set_next(&e.name, to_jiff(at));
+            state.set_next(&e.name, crate::time::from_chrono(at));
         }
     }
     let _server = match args.listen {
@@ -120,6 +129,27 @@ pub async fn schedule(args: ScheduleArgs) -> Result<i32, Failure> {
         }
         None => None,
     };
+    let runner = runner(&args, state.clone())?;
+    let on_event = on_event(&entries, state);
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        if let Err(e) = crate::run::signals::stop_requested().await {
+            eprintln!("warning: {e}");
+            return;
+        }
+        eprintln!("stopping: running drills finish their teardown");
+        let _ = tx.send(true);
+    });
+    print_upcoming(&entries, entries.len(), "next: ");
+    let clock = Arc::new(TokioClock::starting_at(chrono::Utc::now()));
+    run_loop(entries, clock, args.concurrency, runner, rx, on_event).await;
+    Ok(exit::OK)
+}
+
+type Fire = Arc<dyn Fn(String) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
+
+/// What a fire does: run the scenario, print its results, and keep them for /metrics.
+fn runner(args: &ScheduleArgs, state: SchedulerState) -> Result<Fire, Failure> {
     let runs = Runner::start(RunOptions {
         report_dir: args.report_dir.clone(),
         concurrency: 1,
@@ -132,57 +162,40 @@ pub async fn schedule(args: ScheduleArgs) -> Result<i32, Failure> {
         ..Default::default()
     })
     .map_err(Failure::error)?;
-    let runner_state = state.clone();
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let runner: Arc<dyn Fn(String) -> futures::future::BoxFuture<'static, ()> + Send + Sync> =
-        Arc::new(move |file| {
-            let runs = runs.clone();
-            let state = runner_state.clone();
-            Box::pin(async move {
-                match scheduled_run(&file, &runs).await {
-                    Ok(finished) => {
-                        render_finished(&finished, Output::Table);
-                        state.record(&finished.reports);
-                        eprintln!("{file}: finished, exit {}", finished.exit_code());
-                    }
-                    Err(e) => eprintln!("{file}: {e}"),
+    Ok(Arc::new(move |file| {
+        let runs = runs.clone();
+        let state = state.clone();
+        Box::pin(async move {
+            match scheduled_run(&file, &runs).await {
+                Ok(finished) => {
+                    render_finished(&finished, Output::Table);
+                    state.record(&finished.reports);
+                    eprintln!("{file}: finished, exit {}", finished.exit_code());
                 }
-            })
-        });
+                Err(e) => eprintln!("{file}: {e}"),
+            }
+        })
+    }))
+}
+
+/// Logs the scheduler's events and keeps each scenario's next fire time for /metrics.
+fn on_event(entries: &[Entry], state: SchedulerState) -> Arc<dyn Fn(Event) + Send + Sync> {
     let schedules: Vec<(String, cron::Schedule)> = entries
         .iter()
         .map(|e| (e.name.clone(), e.schedule.clone()))
         .collect();
-    let event_state = state.clone();
-    let on_event: Arc<dyn Fn(Event) + Send + Sync> = Arc::new(move |e| match e {
+    Arc::new(move |e| match e {
         Event::Started(n) => {
             eprintln!("{n}: starting");
             if let Some((_, sched)) = schedules.iter().find(|(name, _)| *name == n)
                 && let Some(at) = sched.after(&chrono::Utc::now()).next()
             {
-                event_state.set_next(&n, to_jiff(at));
+                state.set_next(&n, crate::time::from_chrono(at));
             }
         }
         Event::Finished(_) => {}
         Event::Skipped(n) => eprintln!("{n}: skipped, the previous run is still going"),
-    });
-    tokio::spawn(async move {
-        if let Err(e) = crate::run::signals::stop_requested().await {
-            eprintln!("warning: {e}");
-            return;
-        }
-        eprintln!("stopping: running drills finish their teardown");
-        let _ = tx.send(true);
-    });
-    for (at, name) in upcoming(&entries, chrono::Utc::now(), entries.len()) {
-        eprintln!(
-            "next: {name} at {}",
-            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        );
-    }
-    let clock = Arc::new(TokioClock::starting_at(chrono::Utc::now()));
-    run_loop(entries, clock, args.concurrency, runner, rx, on_event).await;
-    Ok(exit::OK)
+    })
 }
 
 /// One fire: the scenario is read afresh, so an edited file takes effect at its next run.

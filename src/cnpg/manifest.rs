@@ -100,9 +100,7 @@ pub fn dns_label_within(raw: &str, max: usize) -> String {
         .collect();
     s = s.trim_matches('-').to_string();
     if s.len() > max {
-        let hash = raw.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
-        });
+        let hash = crate::hash::fnv1a(raw.as_bytes());
         s = format!("{}-{:08x}", s[..max - 9].trim_end_matches('-'), hash as u32);
     }
     s
@@ -116,18 +114,12 @@ pub fn storage_for(backup_size: Option<u64>) -> String {
     format!("{}Gi", needed.div_ceil(gib).max(1))
 }
 
-pub fn build(spec: &DrillSpec) -> Manifests {
-    let cluster_name = dns_label_within(
-        &format!("drill-{}-{}", spec.lineage, spec.drill_id),
-        MAX_CLUSTER_NAME,
-    );
-    let namespace = match &spec.isolation {
-        Isolation::ScratchNamespace => dns_label(&format!("pgdrill-{}", spec.drill_id)),
-        Isolation::Fixed(ns) => ns.clone(),
-    };
-    let meta = |name: &str| ObjectMeta {
+/// The metadata of every object of a drill: its name, the drill's namespace, pgdrill's labels
+/// and the expiry annotation `cleanup` reads.
+fn meta(spec: &DrillSpec, namespace: &str, name: &str) -> ObjectMeta {
+    ObjectMeta {
         name: Some(name.to_string()),
-        namespace: Some(namespace.clone()),
+        namespace: Some(namespace.to_string()),
         labels: BTreeMap::from([
             (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
             (DRILL_ID_LABEL.to_string(), dns_label(&spec.drill_id)),
@@ -136,16 +128,18 @@ pub fn build(spec: &DrillSpec) -> Manifests {
             EXPIRES_ANNOTATION.to_string(),
             spec.expires_at.to_string(),
         )]),
-    };
-    let mut store = spec.store.clone();
-    store.server_name = None;
-    // In a scratch namespace the copies keep their names; in a shared one they carry the
-    // cluster's name, so drills never collide with each other or with the namespace's own.
-    let secret_copies = store.rename_secrets(|name| match &spec.isolation {
-        Isolation::ScratchNamespace => name.to_string(),
-        Isolation::Fixed(_) => dns_label(&format!("{cluster_name}-{name}")),
-    });
-    let (external, object_store) = match spec.path {
+    }
+}
+
+/// Where the recovery cluster reads the archive: the externalCluster, and for the plugin
+/// path the ObjectStore it names.
+fn source(
+    spec: &DrillSpec,
+    mut store: BarmanObjectStore,
+    namespace: &str,
+    cluster_name: &str,
+) -> (ExternalCluster, Option<ObjectStore>) {
+    match spec.path {
         RecoveryPath::Plugin => {
             let os_name = dns_label(&format!("{cluster_name}-source"));
             let plugin = PluginConfiguration {
@@ -161,50 +155,51 @@ pub fn build(spec: &DrillSpec) -> Manifests {
             let os = ObjectStore {
                 api_version: "barmancloud.cnpg.io/v1".into(),
                 kind: "ObjectStore".into(),
-                metadata: meta(&os_name),
+                metadata: meta(spec, namespace, &os_name),
                 spec: ObjectStoreSpec {
                     configuration: store,
                 },
             };
-            (
-                ExternalCluster {
-                    name: SOURCE_NAME.into(),
-                    plugin: Some(plugin),
-                    ..Default::default()
-                },
-                Some(os),
-            )
+            let external = ExternalCluster {
+                name: SOURCE_NAME.into(),
+                plugin: Some(plugin),
+                ..Default::default()
+            };
+            (external, Some(os))
         }
         RecoveryPath::InTree => {
             store.server_name = Some(spec.lineage.clone());
-            (
-                ExternalCluster {
-                    name: SOURCE_NAME.into(),
-                    barman_object_store: Some(store),
-                    ..Default::default()
-                },
-                None,
-            )
+            let external = ExternalCluster {
+                name: SOURCE_NAME.into(),
+                barman_object_store: Some(store),
+                ..Default::default()
+            };
+            (external, None)
         }
-    };
+    }
+}
+
+/// The scratch Cluster: one instance, bootstrapped by recovery from the source, with no
+/// backup section and no plugin of its own (it never archives).
+fn cluster(spec: &DrillSpec, metadata: ObjectMeta, external: ExternalCluster) -> Cluster {
     let image = spec.image_name.clone().or_else(|| {
         spec.server_major
             .map(|m| format!("ghcr.io/cloudnative-pg/postgresql:{m}"))
     });
-    let cluster = Cluster {
+    let size = spec
+        .storage_size
+        .clone()
+        .unwrap_or_else(|| storage_for(spec.backup_size));
+    Cluster {
         api_version: "postgresql.cnpg.io/v1".into(),
         kind: "Cluster".into(),
-        metadata: meta(&cluster_name),
+        metadata,
         spec: ClusterSpec {
             instances: Some(1),
             image_name: image,
             enable_superuser_access: spec.superuser.then_some(true),
             storage: Some(Storage {
-                size: Some(
-                    spec.storage_size
-                        .clone()
-                        .unwrap_or_else(|| storage_for(spec.backup_size)),
-                ),
+                size: Some(size),
                 storage_class: None,
             }),
             bootstrap: Some(Bootstrap {
@@ -220,13 +215,34 @@ pub fn build(spec: &DrillSpec) -> Manifests {
             plugins: Vec::new(),
         },
         status: None,
+    }
+}
+
+pub fn build(spec: &DrillSpec) -> Manifests {
+    let cluster_name = dns_label_within(
+        &format!("drill-{}-{}", spec.lineage, spec.drill_id),
+        MAX_CLUSTER_NAME,
+    );
+    let namespace = match &spec.isolation {
+        Isolation::ScratchNamespace => dns_label(&format!("pgdrill-{}", spec.drill_id)),
+        Isolation::Fixed(ns) => ns.clone(),
     };
+    let mut store = spec.store.clone();
+    store.server_name = None;
+    // In a scratch namespace the copies keep their names; in a shared one they carry the
+    // cluster's name, so drills never collide with each other or with the namespace's own.
+    let secret_copies = store.rename_secrets(|name| match &spec.isolation {
+        Isolation::ScratchNamespace => name.to_string(),
+        Isolation::Fixed(_) => dns_label(&format!("{cluster_name}-{name}")),
+    });
+    let (external, object_store) = source(spec, store, &namespace, &cluster_name);
+    let cluster = cluster(spec, meta(spec, &namespace, &cluster_name), external);
     let namespace = matches!(spec.isolation, Isolation::ScratchNamespace).then(|| Namespace {
         api_version: "v1".into(),
         kind: "Namespace".into(),
         metadata: ObjectMeta {
             namespace: None,
-            ..meta(&namespace)
+            ..meta(spec, &namespace, &namespace)
         },
     });
     Manifests {

@@ -16,10 +16,9 @@ pub async fn record(
     restore_point: bool,
     switch_wal: bool,
 ) -> Result<Baseline, String> {
-    let (mut client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+    let mut client = super::connect_str(url)
         .await
         .map_err(|e| format!("connecting to the source: {}", super::db_message(&e)))?;
-    tokio::spawn(connection);
     let sql = |e: tokio_postgres::Error| super::db_message(&e);
     let database: String = client
         .query_one("select current_database()", &[])

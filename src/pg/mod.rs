@@ -67,6 +67,40 @@ pub async fn connect(conn: &PgConn, database: &str) -> Result<tokio_postgres::Cl
     Ok(client)
 }
 
+/// Connects with a connection string (`host=… port=…` or a `postgresql://` URL); the
+/// connection's driver runs as a task beside the client.
+pub async fn connect_str(config: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::connect(config, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+/// Whether the server has left recovery; a server that cannot be reached has not.
+pub async fn promoted(conn: &PgConn) -> bool {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host(&conn.host)
+        .port(conn.port)
+        .user(&conn.user)
+        .dbname("postgres")
+        .connect_timeout(Duration::from_secs(2));
+    if let Some(p) = &conn.password {
+        config.password(p);
+    }
+    let Ok((client, connection)) = config.connect(tokio_postgres::NoTls).await else {
+        return false;
+    };
+    let task = tokio::spawn(connection);
+    let done = client
+        .query_one("select not pg_is_in_recovery()", &[])
+        .await
+        .map(|r| r.get::<_, bool>(0))
+        .unwrap_or(false);
+    drop(client);
+    let _ = task.await;
+    done
+}
+
 /// Runs one statement in `BEGIN READ ONLY` with a statement timeout; returns the first column
 /// of the first row as text.
 pub async fn read_only_value(

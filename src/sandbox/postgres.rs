@@ -160,22 +160,13 @@ pub async fn connect(server: &ServerState) -> Result<tokio_postgres::Client> {
         "host=127.0.0.1 port={} user=postgres dbname=postgres connect_timeout=5",
         server.port
     );
-    let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
+    crate::pg::connect_str(&conn)
         .await
-        .map_err(|e| SandboxError::Step(format!("connecting to {}: {e}", server.server_name)))?;
-    tokio::spawn(connection);
-    Ok(client)
+        .map_err(|e| SandboxError::Step(format!("connecting to {}: {e}", server.server_name)))
 }
 
 pub fn sql_err(what: &str) -> impl FnOnce(tokio_postgres::Error) -> SandboxError + '_ {
-    move |e| {
-        SandboxError::Step(format!(
-            "{what}: {}",
-            e.as_db_error()
-                .map(|d| d.message().to_string())
-                .unwrap_or(e.to_string())
-        ))
-    }
+    move |e| SandboxError::Step(format!("{what}: {}", crate::pg::db_message(&e)))
 }
 
 /// Waits until the server accepts connections and has left recovery.

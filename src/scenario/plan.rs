@@ -151,9 +151,7 @@ fn policy(policies: &CountPolicies, kind: TargetKind) -> CountPolicy {
 
 /// A seed for `random` targets that differs per run (from the run id) and per target.
 fn seed_of(id_prefix: &str) -> u64 {
-    id_prefix.bytes().fold(1469598103934665603u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(1099511628211)
-    })
+    crate::hash::fnv1a(id_prefix.as_bytes())
 }
 
 /// Every drill of a scenario over the given lineage catalogs, in order. `override_target`

@@ -204,7 +204,7 @@ impl<'a> CatalogReader<'a> {
                             timeline,
                             compression,
                         },
-                        Some(to_jiff(meta.last_modified)),
+                        Some(crate::time::from_chrono(meta.last_modified)),
                     ));
                 }
                 _ => listing.unrecognized.push(rel),
@@ -222,7 +222,9 @@ impl<'a> CatalogReader<'a> {
             for meta in metas? {
                 let Some(rel) = relative(&meta) else { continue };
                 match parse_wal_key(&rel) {
-                    Some(file) => listing.wal.push((file, Some(to_jiff(meta.last_modified)))),
+                    Some(file) => listing
+                        .wal
+                        .push((file, Some(crate::time::from_chrono(meta.last_modified)))),
                     None => listing.unrecognized.push(rel),
                 }
             }
@@ -243,13 +245,6 @@ impl<'a> CatalogReader<'a> {
             .await;
         Ok(LineageCatalog::build(listing))
     }
-}
-
-fn to_jiff(t: chrono::DateTime<chrono::Utc>) -> jiff::Timestamp {
-    jiff::Timestamp::from_nanosecond(
-        i128::from(t.timestamp()) * 1_000_000_000 + i128::from(t.timestamp_subsec_nanos()),
-    )
-    .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
 }
 
 fn decompress(bytes: &[u8], compression: Option<&str>) -> Result<String, String> {
