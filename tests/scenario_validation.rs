@@ -142,8 +142,9 @@ fn every_example_scenario_is_valid() {
     assert_eq!(stdout(&out).lines().count(), files.len());
 }
 
-#[test]
-fn plan_resolves_oldest_random_and_lsn_targets_without_side_effects() {
+/// An archive with two backups of `app-v1` (ending 11:00 and 13:00) and WAL 2..9, and a
+/// scenario over it with the given targets.
+fn two_backups(targets: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("archive");
     let t = |h: u32| format!("2026-01-01 {h:02}:00:00.000000+00:00");
@@ -177,10 +178,17 @@ fn plan_resolves_oldest_random_and_lsn_targets_without_side_effects() {
     let f = dir.path().join("s.yaml");
     let text = format!(
         "apiVersion: pgdrill/v1\nname: t\nsource:\n  barmanObjectStore:\n    destinationPath: file://{}\n\
-         targets:\n  - oldest\n  - random: {{within: 1d}}\n  - lsn: 0/F000000\n  - latest\n",
+         targets:\n{targets}",
         root.display()
     );
     std::fs::write(&f, text).unwrap();
+    (dir, f)
+}
+
+#[test]
+fn plan_resolves_oldest_random_and_lsn_targets_without_side_effects() {
+    let (_dir, f) =
+        two_backups("  - oldest\n  - random: {within: 1d}\n  - lsn: 0/F000000\n  - latest\n");
     let out = pgdrill(&["plan", "-f", f.to_str().unwrap(), "--output", "json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let doc = json(&out);
@@ -331,4 +339,73 @@ fn source_and_cnpg_settings_are_checked() {
         validate("  cluster: null\ntargets: [latest]\nbackend: cnpg\ncnpg: {ttl: 2h}\n").0,
         Some(0)
     );
+}
+
+#[test]
+fn an_unknown_cause_or_verdict_is_refused_with_the_valid_ones() {
+    assert_located(
+        "targets:\n  - time: \"2999-01-01T00:00:00Z\"\n    expect: {verdict: fail, cause: beyond_archive}\n",
+        8,
+        "unknown variant `beyond_archive`, expected one of target_before_first_recoverability_point, target_beyond_archive, wal_gap",
+    );
+    assert_located(
+        "targets:\n  - time: \"2999-01-01T00:00:00Z\"\n    expect: {verdict: failed}\n",
+        8,
+        "expected one of pass, fail, error",
+    );
+}
+
+#[test]
+fn plan_takes_every_scenario_target_form_from_the_command_line() {
+    let (_dir, f) = two_backups("  - latest\n");
+    let file = f.to_str().unwrap();
+    let plan = |target: &str| {
+        let out = pgdrill(&["plan", "-f", file, "--output", "json", "--target", target]);
+        (
+            out.status.code(),
+            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null),
+            stderr(&out),
+        )
+    };
+    let cases = [
+        ("oldest", "oldest", Some("20260101T100000")),
+        ("random:1d", "random:86400s", None),
+        (
+            "backup:20260101T100000",
+            "backup:20260101T100000",
+            Some("20260101T100000"),
+        ),
+        ("lsn:0/5000000", "lsn:0/5000000", Some("20260101T100000")),
+        ("latest", "latest", Some("20260101T120000")),
+    ];
+    let mut failures = Vec::new();
+    for (target, label, backup) in cases {
+        let (code, doc, err) = plan(target);
+        let drill = &doc["scenarios"][0]["drills"][0];
+        if code != Some(0) || drill["target_label"] != label {
+            failures.push(format!(
+                "{target}: exit {code:?}, label {}: {err}",
+                drill["target_label"]
+            ));
+        } else if let Some(b) = backup
+            && drill["preflight"]["backup_id"] != b
+        {
+            failures.push(format!(
+                "{target}: backup {} (want {b})",
+                drill["preflight"]["backup_id"]
+            ));
+        }
+    }
+    for (target, needle) in [
+        ("baseline:nightly", "has no checks.baseline"),
+        ("newest", "random:<duration>"),
+    ] {
+        let (code, _, err) = plan(target);
+        if code != Some(64) || !err.contains(needle) {
+            failures.push(format!(
+                "{target}: exit {code:?}, want 64 and {needle:?}: {err}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -63,9 +63,8 @@ Examples:
     /// Decide whether recovery can reach a target, and which backup CNPG would restore.
     #[command(long_about = "\
 Decide from the catalog alone whether recovery of a lineage can reach a target, which backup
-CloudNativePG would pick, and if it cannot, why (a stable cause):
-target_before_first_recoverability_point, target_beyond_archive, wal_gap, no_completed_backup,
-unknown_backup_id. Nothing is restored. Exit code 1 when the target is refused.
+CloudNativePG would pick, and if it cannot, why (a stable cause, as in the README's table of
+causes). Nothing is restored. Exit code 1 when the target is refused.
 
 Targets: latest, immediate, time:<RFC 3339 or '2025-01-15 12:00:00+00'>, lsn:<X/Y>, xid:<n>,
 name:<restore point>, backup:<id>. --backup-id pins the backup, as recoveryTarget.backupID does.
