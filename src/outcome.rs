@@ -69,11 +69,14 @@ pub enum Cause {
     CheckFailed,
     /// Restore plus recovery took longer than the scenario's `rto`.
     RtoExceeded,
+    /// A signal stopped pgdrill before the drill finished (it was torn down): not a verdict on
+    /// the backup.
+    Interrupted,
 }
 
 impl Cause {
     /// Every cause, in the order the README's table lists them.
-    pub const ALL: [Cause; 13] = [
+    pub const ALL: [Cause; 14] = [
         Cause::TargetBeforeFirstRecoverabilityPoint,
         Cause::TargetBeyondArchive,
         Cause::WalGap,
@@ -87,6 +90,7 @@ impl Cause {
         Cause::RowCountMismatch,
         Cause::CheckFailed,
         Cause::RtoExceeded,
+        Cause::Interrupted,
     ];
 
     /// The code on the wire (reports, metrics, JUnit, `expect.cause`).
@@ -107,6 +111,7 @@ impl Cause {
             Cause::RowCountMismatch => "row_count_mismatch",
             Cause::CheckFailed => "check_failed",
             Cause::RtoExceeded => "rto_exceeded",
+            Cause::Interrupted => "interrupted",
         }
     }
 
@@ -128,12 +133,16 @@ impl Cause {
             Cause::RowCountMismatch => "restored row counts differ from the baseline",
             Cause::CheckFailed => "a scenario SQL check returned an unexpected value",
             Cause::RtoExceeded => "restore and recovery took longer than the rto",
+            Cause::Interrupted => "a signal stopped pgdrill before the drill finished",
         }
     }
 
     /// Whose problem it is: `Fail` for the backup, `Error` for the harness or infrastructure.
     pub fn verdict(&self) -> Verdict {
-        Verdict::Fail
+        match self {
+            Cause::Interrupted => Verdict::Error,
+            _ => Verdict::Fail,
+        }
     }
 
     /// The valid codes, for error messages.

@@ -253,6 +253,9 @@ pub fn render_finished(finished: &Finished, output: Output) {
     for f in &finished.problems {
         eprintln!("error: publishing failed: {f}");
     }
+    if let Some(why) = &finished.interrupted {
+        eprintln!("error: {why}: running drills were torn down; the reports say which");
+    }
 }
 
 /// Runs every drill of the scenarios; Ctrl-C and SIGTERM tear the running drills down.

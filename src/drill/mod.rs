@@ -63,6 +63,15 @@ fn report(plan: &DrillPlan) -> DrillReport {
     }
 }
 
+/// A drill a signal (or a panic) stopped before it finished: pgdrill could not tell.
+pub fn interrupted(plan: &DrillPlan, why: &str) -> DrillReport {
+    let mut r = report(plan);
+    r.verdict = Verdict::Error;
+    r.cause = Some(Cause::Interrupted);
+    r.evidence = Some(format!("{why} before the drill finished; it was torn down"));
+    r
+}
+
 fn finish(mut r: DrillReport, started: Instant) -> DrillReport {
     r.durations.total = started.elapsed().as_secs_f64();
     r.met_expectation = r.expected.as_ref().map(|e| e.met_by(r.verdict, r.cause));

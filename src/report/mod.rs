@@ -49,10 +49,12 @@ pub struct DrillReport {
 }
 
 impl DrillReport {
-    /// The verdict that decides the exit code: an expected outcome counts as a pass.
+    /// The verdict that decides the exit code: an expected outcome counts as a pass; an
+    /// unexpected one is a fail, unless pgdrill could not tell (an error stays an error).
     pub fn effective(&self) -> Verdict {
         match self.met_expectation {
             Some(true) => Verdict::Pass,
+            Some(false) if self.verdict == Verdict::Error => Verdict::Error,
             Some(false) => Verdict::Fail,
             None => self.verdict,
         }

@@ -3,6 +3,7 @@
 //! publishes them, and tears running drills down on Ctrl-C, SIGTERM or a panic.
 
 mod cluster;
+mod journal;
 pub mod prepare;
 mod progress;
 mod reports;
@@ -20,6 +21,7 @@ use crate::report::RunReport;
 use crate::scenario::Loaded;
 use crate::scenario::types::BackendKind;
 
+use journal::Journal;
 pub use prepare::{Prepared, Selection, new_run_id, prepare};
 pub use runner::Runner;
 use scenario::{Cluster, run_scenario};
@@ -57,6 +59,8 @@ pub struct Finished {
     pub reports: Vec<RunReport>,
     pub written: Vec<Vec<PathBuf>>,
     pub problems: Vec<String>,
+    /// Why the run stopped early (a signal, a panic): its unfinished drills are `error`.
+    pub interrupted: Option<String>,
 }
 
 impl Finished {
@@ -64,7 +68,7 @@ impl Finished {
     /// hides a failed drill.
     pub fn exit_code(&self) -> i32 {
         match RunReport::exit_code(&self.reports) {
-            exit::OK if !self.problems.is_empty() => exit::ERROR,
+            exit::OK if !self.problems.is_empty() || self.interrupted.is_some() => exit::ERROR,
             code => code,
         }
     }
@@ -93,7 +97,7 @@ pub async fn run(scenarios: Vec<Loaded>, opts: &RunOptions) -> Result<Finished, 
         client,
         live: &live,
     });
-    let mut finished = drill_or_stop(prepared, opts, &run_id, cluster).await?;
+    let mut finished = drill_or_stop(prepared, opts, &run_id, cluster).await;
     finished
         .problems
         .extend(reports::publish(opts, &finished.reports, kube).await);
@@ -101,35 +105,24 @@ pub async fn run(scenarios: Vec<Loaded>, opts: &RunOptions) -> Result<Finished, 
 }
 
 /// Drills every scenario unless a signal or a panic comes first; then the running drills are
-/// torn down (local ones as their futures drop, cluster objects through the API).
+/// torn down (local ones as their futures drop, cluster objects through the API) and the
+/// journal still writes every report.
 async fn drill_or_stop(
     prepared: Vec<Prepared>,
     opts: &RunOptions,
     run_id: &str,
     cluster: Option<Cluster<'_>>,
-) -> Result<Finished, Failure> {
+) -> Finished {
+    let journal = Journal::default();
     let work = async {
-        let mut finished = Finished::default();
         for p in prepared {
-            let (formats, dir) = reports::destination(&p, opts, run_id);
-            let (report, problems) = run_scenario(p, opts, run_id, cluster).await;
-            finished.problems.extend(problems);
-            // A report that cannot be written is a failed sink, not a lost run.
-            match reports::write(&dir, &report, &formats) {
-                Ok(paths) => finished.written.push(paths),
-                Err(e) => {
-                    finished.problems.push(format!("reports: {e}"));
-                    finished.written.push(Vec::new());
-                }
-            }
-            finished.reports.push(report);
+            run_scenario(p, opts, run_id, cluster, &journal).await;
         }
-        finished
     };
     let work = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(work));
     let why = tokio::select! {
         r = work => match r {
-            Ok(finished) => return Ok(finished),
+            Ok(()) => return journal.into_finished(),
             Err(_) => "a drill panicked".to_string(),
         },
         stop = signals::stop_requested() => stop.map(str::to_string).unwrap_or_else(|e| e),
@@ -138,9 +131,9 @@ async fn drill_or_stop(
         Some(c) => c.live.teardown_all(c.client).await,
         None => Vec::new(),
     };
-    Err(Failure::error(if problems.is_empty() {
-        format!("{why}: running drills were torn down")
-    } else {
-        format!("{why}: teardown incomplete: {}", problems.join("; "))
-    }))
+    let mut finished = journal.interrupt(&why);
+    finished
+        .problems
+        .extend(problems.into_iter().map(|p| format!("teardown: {p}")));
+    finished
 }

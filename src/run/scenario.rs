@@ -3,11 +3,13 @@
 use futures::StreamExt;
 
 use super::RunOptions;
+use super::journal::{Head, Journal};
 use super::prepare::Prepared;
 use super::progress::DrillLine;
+use super::reports;
 use crate::drill::{CnpgContext, DrillOptions, default_work_root, run_drill};
 use crate::k8s::LiveDrills;
-use crate::report::{LineageFacts, RunReport, SCHEMA};
+use crate::report::{LineageFacts, RunReport};
 use crate::scenario::types::BackendKind;
 
 /// The cluster a run talks to, when it has one.
@@ -35,20 +37,36 @@ fn drill_options(p: &Prepared, opts: &RunOptions, cluster: Option<Cluster>) -> D
     }
 }
 
-/// Runs the drills and builds the report; problems (an Event not posted) come beside it.
+fn head(p: &Prepared, run_id: &str, backend: &'static str) -> Head {
+    Head {
+        run_id: run_id.to_string(),
+        scenario: p.loaded.scenario.name.clone(),
+        scenario_file: p.loaded.path.clone(),
+        backend,
+        destination_path: p.store.destination_path.clone(),
+        started_at: jiff::Timestamp::now(),
+        lineages: p.catalogs.iter().map(LineageFacts::from_catalog).collect(),
+    }
+}
+
+/// Runs the drills, `concurrency` at a time, each recorded in the journal as it finishes;
+/// then the report is written (and the source Cluster gets an Event).
 pub async fn run_scenario(
     p: Prepared,
     opts: &RunOptions,
     run_id: &str,
     cluster: Option<Cluster<'_>>,
-) -> (RunReport, Vec<String>) {
-    let started_at = jiff::Timestamp::now();
+    journal: &Journal,
+) {
     let drill_opts = drill_options(&p, opts, cluster);
     let backend = if drill_opts.cnpg.is_some() {
         "cnpg"
     } else {
         "local"
     };
+    let head = head(&p, run_id, backend);
+    let (formats, dir) = reports::destination(&p, opts, run_id);
+    journal.open(head.clone(), dir, formats, &p.drills);
     let total = p.drills.len();
     let mut drills: Vec<_> = futures::stream::iter(p.drills.iter().enumerate())
         .map(|(i, d)| {
@@ -63,6 +81,7 @@ pub async fn run_scenario(
                 let work = run_drill(&p.loaded, &p.source.spec, p.catalog_of(d), d, drill_opts);
                 let r = line.while_running(work).await;
                 line.finished(&r);
+                journal.record(i, &r);
                 (i, r)
             }
         })
@@ -70,22 +89,9 @@ pub async fn run_scenario(
         .collect()
         .await;
     drills.sort_by_key(|(i, _)| *i);
-    let drills: Vec<_> = drills.into_iter().map(|(_, r)| r).collect();
-    let report = RunReport {
-        schema: SCHEMA,
-        run_id: run_id.to_string(),
-        scenario: p.loaded.scenario.name.clone(),
-        scenario_file: p.loaded.path.clone(),
-        backend,
-        destination_path: p.store.destination_path.clone(),
-        started_at,
-        finished_at: jiff::Timestamp::now(),
-        summary: RunReport::summarize(&drills),
-        lineages: p.catalogs.iter().map(LineageFacts::from_catalog).collect(),
-        drills,
-    };
+    let report = head.report(drills.into_iter().map(|(_, r)| r).collect());
     let problems = post_event(&p, &report, cluster).await;
-    (report, problems)
+    journal.close(report, problems);
 }
 
 /// The source Cluster shows how its last drill went (`kubectl describe cluster`).
