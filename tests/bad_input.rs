@@ -102,3 +102,57 @@ fn secrets_are_read_from_the_secrets_dir_and_never_printed() {
     one_line_error(&out, 2, "unreachable");
     assert!(!stderr(&out).contains("AKIASUPERSECRET") && !stderr(&out).contains("hunter2"));
 }
+
+/// Flags that name where a secret is take the name of an environment variable: a secret
+/// pasted as their value is refused and never echoed.
+#[test]
+fn secrets_never_come_from_flag_values() {
+    let cases: [(&str, Vec<&str>); 2] = [
+        (
+            "--source-url-env",
+            vec![
+                "baseline",
+                "record",
+                "--name",
+                "n",
+                "--source-url-env",
+                "postgresql://app:s3cr3t-pw@db:5432/app",
+            ],
+        ),
+        (
+            "--webhook-url-env",
+            vec![
+                "run",
+                "-f",
+                "missing.yaml",
+                "--webhook-url-env",
+                "https://hooks.slack.com/services/T0/B0/s3cr3t-pw",
+            ],
+        ),
+    ];
+    for (flag, args) in cases {
+        let out = pgdrill(&args);
+        one_line_error(&out, 64, "takes the name of an environment variable");
+        let all = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(
+            !all.contains("s3cr3t-pw"),
+            "{flag} echoed the secret: {all}"
+        );
+    }
+    // The name form reads the variable.
+    let out = pgdrill_env(
+        &[
+            "baseline",
+            "record",
+            "--name",
+            "n",
+            "--out",
+            "/dev/null",
+            "--source-url-env",
+            "MY_SOURCE",
+        ],
+        &[("MY_SOURCE", "postgresql://app:s3cr3t-pw@127.0.0.1:9/app")],
+    );
+    one_line_error(&out, 2, "connecting to the source");
+    assert!(!stderr(&out).contains("s3cr3t-pw"), "{}", stderr(&out));
+}

@@ -409,3 +409,97 @@ fn plan_takes_every_scenario_target_form_from_the_command_line() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// `validate` on a whole file (with extra environment); (exit code, stderr with DIR for the
+/// folder).
+fn validate_file(text: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("s.yaml");
+    std::fs::write(&f, text).unwrap();
+    let out = pgdrill_env(&["validate", "-f", f.to_str().unwrap()], env);
+    (
+        out.status.code(),
+        stderr(&out).replace(dir.path().to_str().unwrap(), "DIR"),
+    )
+}
+
+/// Input `validate` once accepted and `run` then broke on: refused at validate time, each
+/// with the place and what was expected.
+#[test]
+fn input_that_broke_later_is_refused_at_validate() {
+    let src = "source:\n  barmanObjectStore:\n    destinationPath: s3://b/p\n";
+    let cases: [(&str, String, &str, &str); 8] = [
+        (
+            "a timeout that overflows a deadline",
+            format!("apiVersion: pgdrill/v1\nname: t\n{src}targets: [latest]\ntimeouts: {{recovery: 18446744073709551615s}}\n"),
+            "DIR/s.yaml:7:",
+            "at most 3650d",
+        ),
+        (
+            "the same with backend cnpg",
+            format!("apiVersion: pgdrill/v1\nname: t\nbackend: cnpg\n{src}targets: [latest]\ntimeouts: {{restore: 3650d}}\n"),
+            "DIR/s.yaml:",
+            "cnpg.ttl",
+        ),
+        (
+            "a name that leaves the report folder",
+            format!("apiVersion: pgdrill/v1\nname: ../../x\n{src}targets: [latest]\n"),
+            "DIR/s.yaml:2:",
+            "invalid name",
+        ),
+        (
+            "an environment value with a line break",
+            format!("apiVersion: pgdrill/v1\nname: t\n{src}targets: [latest]\ncnpg: {{namespace: ${{PGDRILL_TEST_NS}}}}\n"),
+            "DIR/s.yaml:7:19:",
+            "line break",
+        ),
+        (
+            "a quoted yes as a boolean",
+            format!("apiVersion: pgdrill/v1\nname: t\n{src}targets: [latest]\nkeepOnFailure: \"yes\"\n"),
+            "DIR/s.yaml:7:",
+            "",
+        ),
+        (
+            "a zero statement timeout",
+            format!("apiVersion: pgdrill/v1\nname: t\n{src}targets: [latest]\ntimeouts: {{statement: 0s}}\n"),
+            "DIR/s.yaml:7:",
+            "at least 1s",
+        ),
+        (
+            "a destinationPath pgdrill cannot read",
+            "apiVersion: pgdrill/v1\nname: t\nsource:\n  barmanObjectStore:\n    destinationPath: ftp://host/p\ntargets: [latest]\n".to_string(),
+            "DIR/s.yaml:5:",
+            "destinationPath \"ftp://host/p\"",
+        ),
+        (
+            "an unquoted on as a boolean",
+            format!("apiVersion: pgdrill/v1\nname: t\n{src}targets: [latest]\nkeepOnFailure: on\n"),
+            "DIR/s.yaml:7:",
+            "",
+        ),
+    ];
+    let env = [("PGDRILL_TEST_NS", "ns\nbackend: cnpg")];
+    let mut failures = Vec::new();
+    for (case, text, place, needle) in cases {
+        let (code, err) = validate_file(&text, &env);
+        let located = err.starts_with(&format!("error: {place}"));
+        if code != Some(64) || !located || !err.contains(needle) || err.trim().lines().count() != 1
+        {
+            failures.push(format!(
+                "{case}: exit {code:?}, want 64 at {place} with {needle:?}: {err}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn an_endless_file_is_refused_without_reading_it_all() {
+    let out = pgdrill(&["validate", "-f", "/dev/zero"]);
+    assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/dev/zero: larger than 1024 KiB"),
+        "{}",
+        stderr(&out)
+    );
+}

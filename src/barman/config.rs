@@ -60,6 +60,8 @@ pub struct GoogleCredentials {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BarmanObjectStore {
+    /// `s3://…`, `gs://…`, `https://<account>.blob.core.windows.net/<container>/…` or `file:///…`.
+    #[serde(deserialize_with = "destination_path")]
     pub destination_path: String,
     #[serde(rename = "endpointURL", skip_serializing_if = "Option::is_none")]
     pub endpoint_url: Option<String>,
@@ -224,4 +226,12 @@ pub fn yaml_error(path: &Path, message: &str) -> String {
         return format!("{}:{line}:{col}: {problem}", path.display());
     }
     format!("{}: {first}", path.display())
+}
+
+/// A destinationPath pgdrill can read, checked when the block is read.
+fn destination_path<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let path = String::deserialize(d)?;
+    super::location::Location::parse(&path)
+        .map_err(|e| serde::de::Error::custom(format!("destinationPath {path:?}: {}", e.reason)))?;
+    Ok(path)
 }

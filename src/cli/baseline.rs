@@ -57,21 +57,24 @@ pub struct RecordArgs {
     /// Namespace of --configmap (default: the kubeconfig's or the pod's namespace).
     #[arg(long, value_name = "NS", requires = "configmap")]
     pub namespace: Option<String>,
-    /// Connection URL of the source (from the environment only).
+    /// The environment variable that holds the source's connection URL (the URL holds a
+    /// password, so it never comes from a flag's value).
     #[arg(
         long = "source-url-env",
-        hide = true,
-        env = "PGDRILL_SOURCE_URL",
-        hide_env_values = true
+        value_name = "VAR",
+        default_value = "PGDRILL_SOURCE_URL"
     )]
-    pub source_url: Option<String>,
+    pub source_url_env: String,
 }
 
 pub async fn run(cmd: BaselineCommand) -> Result<i32, Failure> {
     let BaselineCommand::Record(args) = cmd;
     let from_secret = || -> Result<String, Failure> {
         let dir = args.source_secret.as_ref().ok_or_else(|| {
-            Failure::usage("PGDRILL_SOURCE_URL is not set and no --source-secret was given")
+            Failure::usage(format!(
+                "{} is not set and no --source-secret was given",
+                args.source_url_env
+            ))
         })?;
         let file = dir.join("uri");
         std::fs::read_to_string(&file)
@@ -83,7 +86,7 @@ pub async fn run(cmd: BaselineCommand) -> Result<i32, Failure> {
                 ))
             })
     };
-    let url = match args.source_url.clone() {
+    let url = match super::secret_from_env("--source-url-env", &args.source_url_env)? {
         Some(u) => u,
         None => from_secret()?,
     };

@@ -72,8 +72,10 @@ pub struct RunArgs {
     pub history_namespace: Option<String>,
 }
 
+const WEBHOOK_ENV: &str = "PGDRILL_WEBHOOK_URL";
+
 /// Where results are published (shared by `run` and `schedule`).
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct PublishArgs {
     /// Write Prometheus metrics to this file (node_exporter textfile collector).
     #[arg(long, env = "PGDRILL_METRICS_FILE", value_name = "FILE")]
@@ -81,27 +83,23 @@ pub struct PublishArgs {
     /// Push metrics to this Prometheus Pushgateway.
     #[arg(long, env = "PGDRILL_PUSHGATEWAY_URL", value_name = "URL")]
     pub pushgateway: Option<String>,
-    /// Slack-compatible webhook, from PGDRILL_WEBHOOK_URL only (the URL is a secret).
-    #[arg(
-        long = "webhook-url-env",
-        hide = true,
-        env = "PGDRILL_WEBHOOK_URL",
-        hide_env_values = true
-    )]
-    pub webhook: Option<String>,
+    /// The environment variable that holds a Slack-compatible webhook URL (the URL is a
+    /// secret, so it never comes from a flag's value).
+    #[arg(long = "webhook-url-env", value_name = "VAR", default_value = WEBHOOK_ENV)]
+    pub webhook_url_env: String,
     /// GitHub Actions step summary file (set by Actions as GITHUB_STEP_SUMMARY).
     #[arg(long = "github-step-summary", hide = true, env = "GITHUB_STEP_SUMMARY")]
     pub github_summary: Option<PathBuf>,
 }
 
 impl PublishArgs {
-    pub fn sinks(&self) -> crate::publish::Sinks {
-        crate::publish::Sinks {
+    pub fn sinks(&self) -> Result<crate::publish::Sinks, Failure> {
+        Ok(crate::publish::Sinks {
             metrics_file: self.metrics_file.clone(),
             pushgateway: self.pushgateway.clone(),
-            webhook: self.webhook.clone(),
+            webhook: super::secret_from_env("--webhook-url-env", &self.webhook_url_env)?,
             github_summary: self.github_summary.clone(),
-        }
+        })
     }
 }
 
@@ -227,7 +225,7 @@ impl RunArgs {
             keep_on_failure: self.keep_on_failure,
             connect: self.connect,
             work_dir: self.work_dir.clone(),
-            sinks: self.publish.sinks(),
+            sinks: self.publish.sinks()?,
             history: self.history_configmap.clone().map(|name| HistoryConfigMap {
                 name,
                 namespace: self.history_namespace.clone(),

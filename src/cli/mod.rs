@@ -133,6 +133,20 @@ Examples:
     Sandbox(sandbox::SandboxCommand),
 }
 
+/// The value of a flag that names an environment variable holding a secret. The value is
+/// never echoed: a user who pasted the secret itself must not see it in an error.
+pub fn secret_from_env(flag: &str, var: &str) -> Result<Option<String>, crate::exit::Failure> {
+    let is_name = !var.is_empty()
+        && !var.starts_with(|c: char| c.is_ascii_digit())
+        && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !is_name {
+        return Err(crate::exit::Failure::usage(format!(
+            "{flag} takes the name of an environment variable (letters, digits and _), not the secret itself"
+        )));
+    }
+    Ok(std::env::var(var).ok().filter(|v| !v.is_empty()))
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum Output {
     #[default]

@@ -154,7 +154,7 @@ fn runner(args: &ScheduleArgs, state: SchedulerState) -> Result<Fire, Failure> {
         report_dir: args.report_dir.clone(),
         concurrency: 1,
         work_dir: args.work_dir.clone(),
-        sinks: args.publish.sinks(),
+        sinks: args.publish.sinks()?,
         history: args.history_configmap.clone().map(|name| HistoryConfigMap {
             name,
             namespace: args.history_namespace.clone(),

@@ -31,7 +31,28 @@ pub(super) fn at<T>(path: &Path, s: &Spanned<T>, problem: impl std::fmt::Display
     )
 }
 
-/// Replaces `${NAME}` with the environment variable; an unset variable is an error.
+/// Scenario files are small; a larger one (or `/dev/zero`) is refused before it is read.
+const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+fn read_bounded(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!(
+            "{}: larger than {} KiB: not a scenario file",
+            path.display(),
+            MAX_FILE_BYTES / 1024
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| format!("{}: not UTF-8 text", path.display()))
+}
+
+/// Replaces `${NAME}` with the environment variable; an unset variable, or a value that would
+/// change the YAML's structure (a line break), is an error.
 pub fn expand_env(path: &Path, text: &str) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     for (i, line) in text.split_inclusive('\n').enumerate() {
@@ -41,14 +62,19 @@ pub fn expand_env(path: &Path, text: &str) -> Result<String, String> {
                 break;
             };
             let name = &rest[start + 2..start + len];
-            let value = std::env::var(name).map_err(|_| {
-                format!(
-                    "{}:{}:{}: environment variable {name} is not set",
-                    path.display(),
-                    i + 1,
-                    line.len() - rest.len() + start + 1
-                )
-            })?;
+            let place = format!(
+                "{}:{}:{}",
+                path.display(),
+                i + 1,
+                line.len() - rest.len() + start + 1
+            );
+            let value = std::env::var(name)
+                .map_err(|_| format!("{place}: environment variable {name} is not set"))?;
+            if value.contains(['\n', '\r']) {
+                return Err(format!(
+                    "{place}: environment variable {name} holds a line break: a value may not add YAML lines"
+                ));
+            }
             out.push_str(&rest[..start]);
             out.push_str(&value);
             rest = &rest[start + len + 1..];
@@ -65,10 +91,12 @@ pub fn load(path: &Path) -> Result<Loaded, String> {
 /// `with_baseline: false` reads the scenario without its baseline file (which
 /// `pgdrill baseline record` is about to write).
 pub fn load_with(path: &Path, with_baseline: bool) -> Result<Loaded, String> {
-    let raw = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let raw = read_bounded(path)?;
     let text = expand_env(path, &raw)?;
-    let scenario: Scenario =
-        serde_saphyr::from_str(&text).map_err(|e| yaml_error(path, &e.to_string()))?;
+    // YAML 1.2 booleans only: `yes`/`no`/`on`/`off` are strings, never a silent `true`.
+    let options = serde_saphyr::options! { strict_booleans: true };
+    let scenario: Scenario = serde_saphyr::from_str_with_options(&text, options)
+        .map_err(|e| yaml_error(path, &e.to_string()))?;
     check_header(path, &scenario)?;
     check_source(path, &scenario)?;
     check_cnpg(path, &scenario)?;

@@ -67,18 +67,33 @@ pub fn select_lineages(loaded: &Loaded, available: &[String]) -> Result<Vec<Stri
     }
 }
 
-/// `*` matches any run of characters, `?` one character.
+/// `*` matches any run of characters, `?` one character. Linear in practice: on a mismatch
+/// only the last `*` is retried (so `****…` cannot explode).
 pub fn glob_match(pattern: &str, name: &str) -> bool {
-    fn go(p: &[u8], n: &[u8]) -> bool {
-        match (p.first(), n.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => go(&p[1..], n) || (!n.is_empty() && go(p, &n[1..])),
-            (Some(b'?'), Some(_)) => go(&p[1..], &n[1..]),
-            (Some(a), Some(b)) if a == b => go(&p[1..], &n[1..]),
-            _ => false,
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    let (mut pi, mut ni) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        match p.get(pi) {
+            Some('*') => {
+                star = Some((pi, ni));
+                pi += 1;
+            }
+            Some(c) if *c == '?' || *c == n[ni] => {
+                pi += 1;
+                ni += 1;
+            }
+            _ => match star {
+                Some((sp, sn)) => {
+                    pi = sp + 1;
+                    ni = sn + 1;
+                    star = Some((sp, sn + 1));
+                }
+                None => return false,
+            },
         }
     }
-    go(pattern.as_bytes(), name.as_bytes())
+    p[pi..].iter().all(|c| *c == '*')
 }
 
 /// A small deterministic generator for `random` targets (seeded by the run id).
@@ -223,6 +238,14 @@ mod tests {
         assert!(glob_match("app-v*", "app-v12"));
         assert!(!glob_match("app-v*", "db-v1"));
         assert!(glob_match("app-v?", "app-v2"));
+        assert!(glob_match("*-v*", "app-v2"));
+        assert!(glob_match("a*b*c", "axxbyyc"));
+        assert!(!glob_match("a*b*c", "axxbyy"));
+        assert!(glob_match("", ""));
+        assert!(!glob_match("", "a"));
+        // Many stars and a near miss: answered at once, not in exponential time.
+        let stars = "*".repeat(200) + "x";
+        assert!(!glob_match(&stars, &"a".repeat(60)));
     }
 
     #[test]

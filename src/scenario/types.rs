@@ -17,7 +17,9 @@ pub use crate::outcome::Expectation;
 pub struct Scenario {
     /// Must be `pgdrill/v1`.
     pub api_version: String,
-    /// Names the scenario in reports and metrics.
+    /// Names the scenario in reports and metrics (and its report folder): letters, digits,
+    /// `.`, `_` and `-`.
+    #[serde(deserialize_with = "scenario_name")]
     pub name: String,
     #[serde(default)]
     pub description: Option<String>,
@@ -290,13 +292,13 @@ fn report() -> CountPolicy {
 pub struct Timeouts {
     #[serde(default = "ten_minutes")]
     #[schemars(with = "String")]
-    pub restore: DurationText,
+    pub restore: Timeout,
     #[serde(default = "ten_minutes")]
     #[schemars(with = "String")]
-    pub recovery: DurationText,
+    pub recovery: Timeout,
     #[serde(default = "thirty_seconds")]
     #[schemars(with = "String")]
-    pub statement: DurationText,
+    pub statement: Timeout,
 }
 
 impl Default for Timeouts {
@@ -309,11 +311,11 @@ impl Default for Timeouts {
     }
 }
 
-fn ten_minutes() -> DurationText {
-    DurationText(std::time::Duration::from_secs(600))
+fn ten_minutes() -> Timeout {
+    Timeout(std::time::Duration::from_secs(600))
 }
-fn thirty_seconds() -> DurationText {
-    DurationText(std::time::Duration::from_secs(30))
+fn thirty_seconds() -> Timeout {
+    Timeout(std::time::Duration::from_secs(30))
 }
 
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
@@ -355,4 +357,16 @@ pub enum ReportFormat {
 pub use super::cron::{CronText, cron_schedule};
 pub use super::deserialize::{FromSeqOrMap, Raw};
 pub use super::targets::{RandomTarget, TargetFields, TargetSpec, TimeText};
-pub use crate::duration::{DurationText, parse_duration};
+pub use crate::duration::{DurationText, Timeout, parse_duration};
+
+/// A scenario name becomes a folder name and a metrics label: no path separators, no `..`.
+fn scenario_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let name = String::deserialize(d)?;
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if name.is_empty() || name.len() > 63 || !name.chars().all(allowed) || name.starts_with('.') {
+        return Err(serde::de::Error::custom(format!(
+            "invalid name {name:?}: expected 1 to 63 letters, digits, '.', '_' or '-', not starting with '.'"
+        )));
+    }
+    Ok(name)
+}
