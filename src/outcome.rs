@@ -49,6 +49,9 @@ pub enum Cause {
     TargetBeyondArchive,
     /// A WAL segment recovery needs is missing from the archive.
     WalGap,
+    /// A WAL segment recovery needs is corrupt: PostgreSQL's line (bad magic number, record
+    /// checksum, record length…) names the segment and offset.
+    WalCorrupt,
     /// The lineage holds no completed base backup (or one without its WAL bounds).
     NoCompletedBackup,
     /// The backup the target names is not a completed backup of the lineage.
@@ -76,10 +79,11 @@ pub enum Cause {
 
 impl Cause {
     /// Every cause, in the order the README's table lists them.
-    pub const ALL: [Cause; 14] = [
+    pub const ALL: [Cause; 15] = [
         Cause::TargetBeforeFirstRecoverabilityPoint,
         Cause::TargetBeyondArchive,
         Cause::WalGap,
+        Cause::WalCorrupt,
         Cause::NoCompletedBackup,
         Cause::UnknownBackupId,
         Cause::BaseBackupUnreadable,
@@ -101,6 +105,7 @@ impl Cause {
             }
             Cause::TargetBeyondArchive => "target_beyond_archive",
             Cause::WalGap => "wal_gap",
+            Cause::WalCorrupt => "wal_corrupt",
             Cause::NoCompletedBackup => "no_completed_backup",
             Cause::UnknownBackupId => "unknown_backup_id",
             Cause::BaseBackupUnreadable => "base_backup_unreadable",
@@ -123,6 +128,7 @@ impl Cause {
             }
             Cause::TargetBeyondArchive => "the target is after the last archived WAL",
             Cause::WalGap => "a WAL segment recovery needs is missing",
+            Cause::WalCorrupt => "a WAL segment recovery needs is corrupt (PostgreSQL's line)",
             Cause::NoCompletedBackup => "the lineage has no completed base backup",
             Cause::UnknownBackupId => "the named backup is not a completed backup of the lineage",
             Cause::BaseBackupUnreadable => "the base backup cannot be downloaded or used",
@@ -222,6 +228,21 @@ pub struct RecoveryEnd {
     /// `recovery stopping before/after …` or `recovery stopping at restore point …`.
     pub stop_reason: Option<String>,
     pub first_fatal: Option<String>,
+    /// The first line where PostgreSQL found a WAL record or page it could not read (a bad
+    /// magic number, a record checksum…): where a corrupt segment stopped replay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wal_problem: Option<String>,
+}
+
+impl RecoveryEnd {
+    /// Why replay stopped short of where it had to reach: corrupt WAL when PostgreSQL said so,
+    /// else a truncated recovery (a gap PostgreSQL passed over silently).
+    pub fn truncation_cause(&self) -> Cause {
+        match self.wal_problem {
+            Some(_) => Cause::WalCorrupt,
+            None => Cause::RecoveryTruncated,
+        }
+    }
 }
 
 /// What a check looked at.

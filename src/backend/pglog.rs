@@ -29,6 +29,44 @@ pub fn classify_fatal(line: &str) -> Cause {
     }
 }
 
+/// Why recovery failed, from the log as a whole: the first FATAL decides, except that a
+/// recovery that ended early after PostgreSQL found unreadable WAL is `wal_corrupt`, with that
+/// line as the evidence.
+pub fn classify(end: &RecoveryEnd) -> Option<(Cause, String)> {
+    let fatal = end.first_fatal.as_ref()?;
+    let cause = classify_fatal(fatal);
+    Some(match (&end.wal_problem, cause) {
+        (Some(problem), Cause::TargetBeyondArchive | Cause::WalGap | Cause::RecoveryFailed) => {
+            (Cause::WalCorrupt, format!("{problem}; then FATAL: {fatal}"))
+        }
+        _ => (cause, format!("FATAL: {fatal}")),
+    })
+}
+
+/// Messages of PostgreSQL's WAL reader (xlogreader.c) for a record or page it cannot use.
+/// "invalid record length … got 0" is the normal end of WAL and is not one of them.
+const WAL_PROBLEMS: &[&str] = &[
+    "invalid magic number",
+    "invalid info bits",
+    "incorrect resource manager data checksum",
+    "invalid resource manager id",
+    "record with incorrect prev-link",
+    "unexpected pageaddr",
+    "invalid contrecord length",
+    "too long",
+    "out-of-sequence timeline id",
+    "wal file is from different database system",
+    "invalid record length",
+];
+
+fn wal_problem(line: &str) -> Option<String> {
+    let message = after(line, "LOG:  ").or_else(|| after(line, "WARNING:  "))?;
+    let lower = message.to_ascii_lowercase();
+    let normal_end = lower.contains("invalid record length") && lower.ends_with("got 0");
+    (!normal_end && WAL_PROBLEMS.iter().any(|p| lower.contains(p)))
+        .then(|| message.trim().to_string())
+}
+
 /// Scans a PostgreSQL log (plain stderr lines).
 pub fn read_recovery_end(log: &str) -> RecoveryEnd {
     let mut end = RecoveryEnd::default();
@@ -45,6 +83,8 @@ pub fn read_recovery_end(log: &str) -> RecoveryEnd {
             && let Some(rest) = after(line, "FATAL:  ")
         {
             end.first_fatal = Some(rest.trim().to_string());
+        } else if end.wal_problem.is_none() {
+            end.wal_problem = wal_problem(line);
         }
     }
     end
@@ -103,5 +143,55 @@ mod tests {
             classify_fatal("the database system is starting up"),
             Cause::RecoveryFailed
         );
+    }
+
+    #[test]
+    fn corrupt_wal_is_told_from_the_normal_end_of_wal() {
+        let line = |m: &str| format!("2026-12-02 10:00:00 UTC [1] LOG:  {m}\n");
+        let cases = [
+            (
+                "bad magic, then the target is not reached",
+                line(
+                    "invalid magic number 2EEF in log segment 000000010000000000000004, offset 8192",
+                ) + "2026-12-02 10:00:01 UTC [1] FATAL:  recovery ended before configured recovery target was reached\n",
+                Some(Cause::WalCorrupt),
+            ),
+            (
+                "a record checksum",
+                line("incorrect resource manager data checksum in record at 0/4000A28")
+                    + "x FATAL:  recovery ended before configured recovery target was reached\n",
+                Some(Cause::WalCorrupt),
+            ),
+            (
+                "the normal end of WAL, then the target is not reached",
+                line("invalid record length at 0/7024A08: wanted 24, got 0")
+                    + "x FATAL:  recovery ended before configured recovery target was reached\n",
+                Some(Cause::TargetBeyondArchive),
+            ),
+            (
+                "a damaged backup_label stays a base backup problem",
+                line("invalid magic number 0000 in log segment 000000010000000000000002, offset 0")
+                    + "x FATAL:  invalid data in file \"backup_label\"\n",
+                Some(Cause::BaseBackupUnreadable),
+            ),
+            ("no FATAL", line("redo done at 0/7024A08"), None),
+        ];
+        for (name, log, want) in cases {
+            let got = classify(&read_recovery_end(&log)).map(|(c, _)| c);
+            assert_eq!(got, want, "{name}");
+        }
+        let end = read_recovery_end(&line(
+            "invalid magic number 2EEF in log segment 000000010000000000000004, offset 8192",
+        ));
+        assert_eq!(end.truncation_cause(), Cause::WalCorrupt);
+        assert!(
+            end.wal_problem
+                .unwrap()
+                .contains("000000010000000000000004")
+        );
+        let clean = read_recovery_end(&line(
+            "invalid record length at 0/7024A08: wanted 24, got 0",
+        ));
+        assert_eq!(clean.truncation_cause(), Cause::RecoveryTruncated);
     }
 }

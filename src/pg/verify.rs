@@ -76,8 +76,12 @@ pub async fn verify(req: &VerifyRequest, end: &RecoveryEnd) -> Result<Verificati
     let mut v = Verification::default();
     v.note(
         recovery_end_checks(&req.target, &req.ready, req.segment_size, end),
-        Cause::RecoveryTruncated,
+        end.truncation_cause(),
     );
+    if let (Some((Cause::WalCorrupt, evidence)), Some(problem)) = (&mut v.failure, &end.wal_problem)
+    {
+        *evidence = format!("{problem}; {evidence}");
+    }
     let counts = count_tables(req).await?;
     v.note(
         count_checks(&counts, req.baseline.as_ref(), req.policy),
