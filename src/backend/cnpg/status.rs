@@ -63,27 +63,66 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn waiting(phase: &str, reason: &str) -> Progress {
+        Progress::Waiting {
+            phase: phase.into(),
+            reason: reason.into(),
+        }
+    }
+
     #[test]
     fn ready_needs_the_healthy_phase_and_the_ready_condition() {
-        let healthy = json!({"phase": PHASE_HEALTHY, "conditions": [
-            {"type": "Ready", "status": "True", "reason": "ClusterIsReady"}]});
-        assert_eq!(progress(&healthy), Progress::Ready);
-        let not_yet = json!({"phase": PHASE_HEALTHY, "conditions": [
-            {"type": "Ready", "status": "False"}]});
-        assert!(matches!(progress(&not_yet), Progress::Waiting { .. }));
-        assert!(matches!(progress(&json!({})), Progress::Waiting { .. }));
-        let setting_up =
-            json!({"phase": "Setting up primary", "phaseReason": "Creating primary instance c-1"});
-        assert_eq!(
-            progress(&setting_up),
-            Progress::Waiting {
-                phase: "Setting up primary".into(),
-                reason: "Creating primary instance c-1".into()
-            }
-        );
-        let dead = json!({"phase": PHASE_UNRECOVERABLE, "phaseReason": "Instance creation failed for the following jobs: c-1-full-recovery."});
-        assert!(matches!(progress(&dead), Progress::Unrecoverable { .. }));
-        let plugin = json!({"phase": BROKEN_PHASES[0], "phaseReason": "Unknown plugin: 'x'"});
-        assert!(matches!(progress(&plugin), Progress::Broken { .. }));
+        let gave_up = "Instance creation failed for the following jobs: c-1-full-recovery.";
+        let cases = [
+            (
+                "healthy and Ready",
+                json!({"phase": PHASE_HEALTHY, "conditions": [
+                    {"type": "Ready", "status": "True", "reason": "ClusterIsReady"}]}),
+                Progress::Ready,
+            ),
+            (
+                "healthy, Ready not yet true",
+                json!({"phase": PHASE_HEALTHY, "conditions": [
+                    {"type": "Ready", "status": "False"}]}),
+                waiting(PHASE_HEALTHY, ""),
+            ),
+            (
+                "healthy without conditions",
+                json!({"phase": PHASE_HEALTHY}),
+                waiting(PHASE_HEALTHY, ""),
+            ),
+            ("no status yet", json!({}), waiting("", "")),
+            (
+                "setting up",
+                json!({"phase": "Setting up primary", "phaseReason": "Creating primary instance c-1"}),
+                waiting("Setting up primary", "Creating primary instance c-1"),
+            ),
+            (
+                "unrecoverable",
+                json!({"phase": PHASE_UNRECOVERABLE, "phaseReason": gave_up}),
+                Progress::Unrecoverable {
+                    reason: gave_up.into(),
+                },
+            ),
+            (
+                "an unknown plugin",
+                json!({"phase": BROKEN_PHASES[0], "phaseReason": "Unknown plugin: 'x'"}),
+                Progress::Broken {
+                    phase: BROKEN_PHASES[0].into(),
+                    reason: "Unknown plugin: 'x'".into(),
+                },
+            ),
+            (
+                "an invalid definition",
+                json!({"phase": "Invalid cluster definition"}),
+                Progress::Broken {
+                    phase: "Invalid cluster definition".into(),
+                    reason: String::new(),
+                },
+            ),
+        ];
+        for (name, status, expected) in cases {
+            assert_eq!(progress(&status), expected, "{name}");
+        }
     }
 }
