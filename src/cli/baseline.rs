@@ -67,29 +67,31 @@ pub struct RecordArgs {
     pub source_url_env: String,
 }
 
+/// The source's connection URL: from the environment variable, else a mounted Secret's `uri`.
+fn source_url(args: &RecordArgs) -> Result<String, Failure> {
+    if let Some(url) = super::secret_from_env("--source-url-env", &args.source_url_env)? {
+        return Ok(url);
+    }
+    let dir = args.source_secret.as_ref().ok_or_else(|| {
+        Failure::usage(format!(
+            "{} is not set and no --source-secret was given",
+            args.source_url_env
+        ))
+    })?;
+    let file = dir.join("uri");
+    std::fs::read_to_string(&file)
+        .map(|u| u.trim().to_string())
+        .map_err(|e| {
+            Failure::usage(format!(
+                "{}: {e} (expected the Secret's `uri` key)",
+                file.display()
+            ))
+        })
+}
+
 pub async fn run(cmd: BaselineCommand) -> Result<i32, Failure> {
     let BaselineCommand::Record(args) = cmd;
-    let from_secret = || -> Result<String, Failure> {
-        let dir = args.source_secret.as_ref().ok_or_else(|| {
-            Failure::usage(format!(
-                "{} is not set and no --source-secret was given",
-                args.source_url_env
-            ))
-        })?;
-        let file = dir.join("uri");
-        std::fs::read_to_string(&file)
-            .map(|u| u.trim().to_string())
-            .map_err(|e| {
-                Failure::usage(format!(
-                    "{}: {e} (expected the Secret's `uri` key)",
-                    file.display()
-                ))
-            })
-    };
-    let url = match super::secret_from_env("--source-url-env", &args.source_url_env)? {
-        Some(u) => u,
-        None => from_secret()?,
-    };
+    let url = source_url(&args)?;
     let loaded = args
         .file
         .as_deref()

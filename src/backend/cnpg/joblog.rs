@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::backend::pglog::{RecoveryEnd, classify_fatal, read_recovery_end};
+use crate::backend::pglog::{RecoveryEnd, classify, read_recovery_end};
 use crate::outcome::Cause;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -44,8 +44,8 @@ impl JobLog {
     /// A failure that retrying the same backup cannot fix: PostgreSQL's first FATAL, or a
     /// restore error about the backup itself. Network trouble is not decisive.
     pub fn decisive_failure(&self) -> Option<(Cause, String)> {
-        if let Some(fatal) = self.recovery_end().first_fatal {
-            return Some((classify_fatal(&fatal), format!("FATAL: {fatal}")));
+        if let Some(decided) = classify(&self.recovery_end()) {
+            return Some(decided);
         }
         let err = self.restore_error.as_deref()?;
         if self.infrastructure_error().is_some() {
