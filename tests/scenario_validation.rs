@@ -503,3 +503,56 @@ fn an_endless_file_is_refused_without_reading_it_all() {
         stderr(&out)
     );
 }
+
+/// `everyBackup` drills `latest` from each completed backup, and `{backupID: X}` alone is
+/// `latest` from X: a segment only the older backup needs fails that drill and no other.
+#[test]
+fn every_backup_and_backup_id_alone_drill_latest_from_each_backup() {
+    let (dir, f) = two_backups("  - everyBackup\n  - backupID: \"20260101T100000\"\n");
+    let gap = dir
+        .path()
+        .join("archive/app-v1/wals/0000000100000000/000000010000000000000003.gz");
+    std::fs::remove_file(gap).unwrap();
+    let out = pgdrill(&["plan", "-f", f.to_str().unwrap(), "--output", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc = json(&out);
+    let drills = doc["scenarios"][0]["drills"].as_array().unwrap();
+    let seen: Vec<(String, String, String, String)> = drills
+        .iter()
+        .map(|d| {
+            let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+            (
+                text(&d["target_label"]),
+                text(&d["target"]["kind"]),
+                text(&d["preflight"]["backup_id"]),
+                text(&d["preflight"]["cause"]),
+            )
+        })
+        .collect();
+    let want = [
+        (
+            "latest@20260101T100000",
+            "latest",
+            "20260101T100000",
+            "wal_gap",
+        ),
+        ("latest@20260101T120000", "latest", "20260101T120000", ""),
+        (
+            "latest@20260101T100000",
+            "latest",
+            "20260101T100000",
+            "wal_gap",
+        ),
+    ]
+    .map(|(a, b, c, d)| (a.to_string(), b.to_string(), c.to_string(), d.to_string()));
+    assert_eq!(
+        seen,
+        want,
+        "{}",
+        serde_json::to_string_pretty(drills).unwrap()
+    );
+    assert_eq!(
+        drills[1]["preflight"]["expected_last_wal"], "000000010000000000000009",
+        "the newer backup replays to the end of the archive"
+    );
+}

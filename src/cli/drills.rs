@@ -30,8 +30,9 @@ pub struct PlanArgs {
     /// Only this lineage (repeatable).
     #[arg(long = "lineage")]
     pub lineages: Vec<String>,
-    /// Replace the scenario's targets with this one: latest, immediate, oldest, time:<t>,
-    /// lsn:<X/Y>, xid:<n>, name:<restore point>, backup:<id>, baseline:<name>, random:<7d>.
+    /// Replace the scenario's targets with this one: latest, immediate, oldest, everyBackup,
+    /// time:<t>, lsn:<X/Y>, xid:<n>, name:<restore point>, backup:<id>, baseline:<name>,
+    /// random:<7d>.
     #[arg(long)]
     pub target: Option<String>,
     #[arg(long, short, value_enum, default_value_t)]

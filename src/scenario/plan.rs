@@ -10,7 +10,7 @@ use crate::baseline::Baseline;
 use crate::catalog::LineageCatalog;
 use crate::checks::CountPolicy;
 use crate::preflight::{Cause, Preflight, Refusal, preflight, refusal};
-use crate::target::{Target, TargetKind, TargetPoint, TargetRequest};
+use crate::target::{Target, TargetKind, TargetPoint, TargetRequest, latest_from};
 
 /// One drill: one lineage, one target.
 #[derive(Clone, Debug, Serialize)]
@@ -130,6 +130,8 @@ pub fn resolve(
     };
     Ok(match request {
         TargetRequest::Point(t) => t.clone(),
+        // Expanded per backup by `expand`; as one target it is the newest backup's latest.
+        TargetRequest::EveryBackup => at(TargetPoint::Latest, &None),
         TargetRequest::Baseline { backup_id, .. } => {
             let lsn = baseline.map(|b| b.lsn).unwrap_or_default();
             at(TargetPoint::Lsn { lsn }, backup_id)
@@ -193,40 +195,64 @@ pub fn plan(
     let mut drills = Vec::new();
     for catalog in catalogs {
         for (i, t) in targets.iter().enumerate() {
-            let drill_id = format!("{id_prefix}-{}", drills.len() + 1);
-            let resolved = resolve(
-                &t.request,
-                catalog,
-                loaded.baseline.as_ref(),
-                seed.wrapping_add(i as u64),
-            );
-            let (target, policy, decision) = match resolved {
-                Ok(target) => {
-                    let decision = preflight(catalog, &target);
-                    let policy = policy(&loaded.scenario.checks.counts, t.request.kind());
-                    (target, policy, decision)
-                }
-                Err(refusal) => (
-                    Target {
-                        point: TargetPoint::Latest,
-                        backup_id: None,
-                    },
-                    CountPolicy::Report,
-                    Preflight::Refused(refusal),
-                ),
-            };
-            drills.push(DrillPlan {
-                drill_id,
-                lineage: catalog.server_name.clone(),
-                target_label: t.request.label(),
-                target,
-                preflight: decision,
-                policy,
-                expect: t.expect.clone(),
-            });
+            let seed = seed.wrapping_add(i as u64);
+            for (label, decided) in expand(&t.request, catalog, loaded.baseline.as_ref(), seed) {
+                let (target, policy, decision) = match decided {
+                    Ok(target) => {
+                        let decision = preflight(catalog, &target);
+                        let policy = policy(&loaded.scenario.checks.counts, t.request.kind());
+                        (target, policy, decision)
+                    }
+                    Err(refusal) => (
+                        Target {
+                            point: TargetPoint::Latest,
+                            backup_id: None,
+                        },
+                        CountPolicy::Report,
+                        Preflight::Refused(refusal),
+                    ),
+                };
+                drills.push(DrillPlan {
+                    drill_id: format!("{id_prefix}-{}", drills.len() + 1),
+                    lineage: catalog.server_name.clone(),
+                    target_label: label,
+                    target,
+                    preflight: decision,
+                    policy,
+                    expect: t.expect.clone(),
+                });
+            }
         }
     }
     drills
+}
+
+/// One request as drills of one lineage, each with its label: `everyBackup` is `latest` from
+/// each completed backup (or one refused drill when there is none); any other, one drill.
+fn expand(
+    request: &TargetRequest,
+    catalog: &LineageCatalog,
+    baseline: Option<&Baseline>,
+    seed: u64,
+) -> Vec<(String, Result<Target, Refusal>)> {
+    if *request != TargetRequest::EveryBackup {
+        return vec![(request.label(), resolve(request, catalog, baseline, seed))];
+    }
+    let every: Vec<(String, Result<Target, Refusal>)> = catalog
+        .done_backups()
+        .map(|b| {
+            let target = Target {
+                point: TargetPoint::Latest,
+                backup_id: Some(b.backup_id.clone()),
+            };
+            (latest_from(&b.backup_id), Ok(target))
+        })
+        .collect();
+    if every.is_empty() {
+        let why = format!("lineage {} has no completed backup", catalog.server_name);
+        return vec![(request.label(), Err(refusal(Cause::NoCompletedBackup, why)))];
+    }
+    every
 }
 
 #[cfg(test)]

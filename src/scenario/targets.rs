@@ -52,11 +52,14 @@ fn keyword(path: &Path, k: &Spanned<String>) -> Result<ScenarioTarget, String> {
         "latest" => point(TargetPoint::Latest),
         "immediate" => point(TargetPoint::Immediate),
         "oldest" => TargetRequest::Oldest,
+        "everyBackup" => TargetRequest::EveryBackup,
         other => {
             return Err(at(
                 path,
                 k,
-                format!("target {other:?}: expected latest, oldest, immediate or a map"),
+                format!(
+                    "target {other:?}: expected latest, oldest, immediate, everyBackup or a map"
+                ),
             ));
         }
     };
@@ -93,13 +96,17 @@ fn fields_request(f: &TargetFields) -> TargetRequest {
             within: r.within.value.0,
             backup_id,
         }
-    } else {
+    } else if f.immediate == Some(true) {
         point(TargetPoint::Immediate)
+    } else {
+        // `{backupID: X}` alone: CNPG recovers from that backup to the end of the archive.
+        point(TargetPoint::Latest)
     }
 }
 
-/// One target: `latest`, `oldest`, `immediate`, or a map with one of `time`, `lsn`, `xid`,
-/// `name`, `immediate`, `baseline`, `random`.
+/// One target: `latest`, `oldest`, `immediate`, `everyBackup` (latest from each completed
+/// backup), or a map with one of `time`, `lsn`, `xid`, `name`, `immediate`, `baseline`,
+/// `random`, or `backupID` alone (latest from that backup).
 #[derive(Clone, Debug)]
 pub enum TargetSpec {
     Keyword(Spanned<String>),
@@ -137,7 +144,7 @@ pub struct RandomTarget {
 }
 
 impl<'de> FromSeqOrMap<'de> for TargetSpec {
-    const EXPECTING: &'static str = "latest, oldest, immediate, or a map with one of time, lsn, xid, name, immediate, baseline, random";
+    const EXPECTING: &'static str = "latest, oldest, immediate, everyBackup, or a map with one of time, lsn, xid, name, immediate, baseline, random, or backupID alone";
     fn from_map<A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
         TargetFields::deserialize(serde::de::value::MapAccessDeserializer::new(map))
             .map(|f| TargetSpec::Fields(Box::new(f)))
@@ -218,9 +225,11 @@ fn check_fields(
     };
     match kinds.iter().filter(|k| **k).count() {
         1 => {}
+        // `{backupID: X}` alone is `latest` from that backup, as in CNPG.
+        0 if f.backup_id.is_some() => {}
         0 => {
             return Err(format!(
-                "{}: target: expected one of time, lsn, xid, name, immediate, baseline, random",
+                "{}: target: expected one of time, lsn, xid, name, immediate, baseline, random (or backupID alone)",
                 where_()
             ));
         }

@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::catalog::backup_info::parse_time;
 use crate::lsn::Lsn;
 
-pub use request::{TargetKind, TargetRequest};
+pub use request::{TargetKind, TargetRequest, latest_from};
 
 /// Where recovery should stop.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -24,6 +24,9 @@ pub enum TargetRequest {
         within: Duration,
         backup_id: Option<String>,
     },
+    /// `latest` from each completed backup of the lineage: the fallbacks an operator reaches
+    /// for when the newest backup is bad.
+    EveryBackup,
 }
 
 /// Which count policy of `checks.counts` applies.
@@ -38,6 +41,7 @@ impl TargetRequest {
     pub fn kind(&self) -> TargetKind {
         match self {
             TargetRequest::Point(t) if t.point == TargetPoint::Latest => TargetKind::Latest,
+            TargetRequest::EveryBackup => TargetKind::Latest,
             TargetRequest::Baseline { .. } => TargetKind::Baseline,
             _ => TargetKind::PointInTime,
         }
@@ -49,13 +53,20 @@ impl TargetRequest {
         match self {
             TargetRequest::Point(t) => match (&t.point, &t.backup_id) {
                 (TargetPoint::Immediate, Some(id)) => format!("backup:{id}"),
+                (TargetPoint::Latest, Some(id)) => latest_from(id),
                 (point, _) => point_label(point),
             },
+            TargetRequest::EveryBackup => "everyBackup".into(),
             TargetRequest::Baseline { name, .. } => format!("baseline:{name}"),
             TargetRequest::Oldest => "oldest".into(),
             TargetRequest::Random { within, .. } => format!("random:{}s", within.as_secs()),
         }
     }
+}
+
+/// The label of `latest` from one backup (a `backupID`-only target, or one of `everyBackup`).
+pub fn latest_from(backup_id: &str) -> String {
+    format!("latest@{backup_id}")
 }
 
 fn point_label(point: &TargetPoint) -> String {
@@ -75,12 +86,14 @@ impl fmt::Display for TargetRequest {
 impl FromStr for TargetRequest {
     type Err = String;
 
-    /// Every form a scenario can write: `latest`, `immediate`, `oldest`, `time:<timestamp>`,
+    /// Every form a scenario can write: `latest`, `immediate`, `oldest`, `everyBackup`,
+    /// `time:<timestamp>`,
     /// `lsn:<X/Y>`, `xid:<n>`, `name:<restore point>`, `backup:<id>`, `baseline:<name>`,
     /// `random:<duration>`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.split_once(':') {
             None if s == "oldest" => Ok(TargetRequest::Oldest),
+            None if s == "everyBackup" => Ok(TargetRequest::EveryBackup),
             Some(("baseline", name)) if !name.is_empty() => Ok(TargetRequest::Baseline {
                 name: name.to_string(),
                 backup_id: None,
@@ -91,9 +104,9 @@ impl FromStr for TargetRequest {
             }),
             _ => s.parse::<Target>().map(TargetRequest::Point).map_err(|_| {
                 format!(
-                    "invalid target {s:?}: expected latest, immediate, oldest, time:<timestamp>, \
-                     lsn:<X/Y>, xid:<n>, name:<restore point>, backup:<id>, baseline:<name> or \
-                     random:<duration>"
+                    "invalid target {s:?}: expected latest, immediate, oldest, everyBackup, \
+                     time:<timestamp>, lsn:<X/Y>, xid:<n>, name:<restore point>, backup:<id>, \
+                     baseline:<name> or random:<duration>"
                 )
             }),
         }
@@ -120,6 +133,7 @@ mod tests {
             ),
             ("baseline:nightly", "baseline:nightly", TargetKind::Baseline),
             ("random:7d", "random:604800s", TargetKind::PointInTime),
+            ("everyBackup", "everyBackup", TargetKind::Latest),
             (
                 "time:2025-01-15 12:00:00+00",
                 "time:2025-01-15T12:00:00Z",
