@@ -16,7 +16,7 @@ pub async fn stop_requested() -> Result<&'static str, String> {
     let mut quit = install(SignalKind::quit(), "SIGQUIT")?;
     Ok(tokio::select! {
         _ = int.recv() => "stopped by SIGINT",
-        _ = term.recv() => "terminated by SIGTERM",
+        _ = term.recv() => "terminated",
         _ = hup.recv() => "stopped by SIGHUP",
         _ = quit.recv() => "stopped by SIGQUIT",
     })

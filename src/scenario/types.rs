@@ -17,8 +17,8 @@ pub use crate::outcome::Expectation;
 pub struct Scenario {
     /// Must be `pgdrill/v1`.
     pub api_version: String,
-    /// Names the scenario in reports and metrics (and its report folder): letters, digits,
-    /// `.`, `_` and `-`.
+    /// Names the scenario in reports and metrics (and its report folder): at most 63
+    /// characters, no `/` or `\`, not starting with `.`.
     #[serde(deserialize_with = "scenario_name")]
     pub name: String,
     #[serde(default)]
@@ -362,10 +362,14 @@ pub use crate::duration::{DurationText, Timeout, parse_duration};
 /// A scenario name becomes a folder name and a metrics label: no path separators, no `..`.
 fn scenario_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let name = String::deserialize(d)?;
-    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
-    if name.is_empty() || name.len() > 63 || !name.chars().all(allowed) || name.starts_with('.') {
+    let allowed = |c: char| !c.is_control() && !matches!(c, '/' | '\\');
+    if name.trim().is_empty()
+        || name.chars().count() > 63
+        || !name.chars().all(allowed)
+        || name.starts_with('.')
+    {
         return Err(serde::de::Error::custom(format!(
-            "invalid name {name:?}: expected 1 to 63 letters, digits, '.', '_' or '-', not starting with '.'"
+            "invalid name {name:?}: expected 1 to 63 characters without '/', '\\' or control characters, not starting with '.'"
         )));
     }
     Ok(name)
