@@ -125,17 +125,13 @@ pub fn stop(store: &StoreState) -> Result<bool> {
     if store.pid == 0 || !pid_alive(store.pid) {
         return Ok(false);
     }
-    let _ = Command::new("kill")
-        .args(["-TERM", "--", &format!("-{}", store.pid)])
-        .status();
+    crate::proc::terminate(store.pid, true);
     for i in 0..100 {
         if !pid_alive(store.pid) {
             return Ok(true);
         }
         if i == 50 {
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{}", store.pid)])
-                .status();
+            crate::proc::kill(store.pid, true);
         }
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -149,10 +149,26 @@ impl<'a> CatalogReader<'a> {
 
     /// Lists and reads one lineage.
     pub async fn read(&self, server: &str) -> Result<LineageCatalog, ReadError> {
+        self.ensure_lineage(server).await?;
+        let (base, wals) = (format!("{server}/base"), format!("{server}/wals"));
+        let ((backups, _), (hash_dirs, root_objects)) =
+            tokio::try_join!(self.folders(&base), self.folders(&wals))?;
         let mut listing = Listing {
             server_name: server.to_string(),
             ..Default::default()
         };
+        listing.backup_infos = self.backup_infos(server, &backups).await;
+        listing.backup_folders = backups;
+        let wals_prefix = format!("{}/", self.path(&wals));
+        let history_names = list_wal_root(&wals_prefix, &root_objects, &mut listing);
+        self.list_hash_folders(server, &wals_prefix, hash_dirs, &mut listing)
+            .await?;
+        listing.histories = self.histories(server, history_names).await;
+        Ok(LineageCatalog::build(listing))
+    }
+
+    /// A lineage is a serverName folder holding `base/` or `wals/`.
+    async fn ensure_lineage(&self, server: &str) -> Result<(), ReadError> {
         let (top, _) = self.folders(server).await?;
         if !top.iter().any(|s| s == "base" || s == "wals") {
             return Err(ReadError::NoSuchLineage {
@@ -160,11 +176,16 @@ impl<'a> CatalogReader<'a> {
                 destination: self.store.destination_path.clone(),
             });
         }
-        let (base, wals) = (format!("{server}/base"), format!("{server}/wals"));
-        let ((backups, _), (hash_dirs, root_objects)) =
-            tokio::try_join!(self.folders(&base), self.folders(&wals))?;
+        Ok(())
+    }
 
-        listing.backup_infos = stream::iter(backups.iter().cloned())
+    /// The `backup.info` text of each backup folder that has one, or why it could not be read.
+    async fn backup_infos(
+        &self,
+        server: &str,
+        backups: &[String],
+    ) -> Vec<(String, Result<String, String>)> {
+        stream::iter(backups.iter().cloned())
             .map(|id| async move {
                 let rel = format!("{server}/base/{id}/backup.info");
                 let text = match self.read_text(&rel).await {
@@ -180,36 +201,17 @@ impl<'a> CatalogReader<'a> {
             .buffer_unordered(CONCURRENCY)
             .filter_map(|x| async move { x })
             .collect()
-            .await;
-        listing.backup_folders = backups;
+            .await
+    }
 
-        let wals_prefix = format!("{}/", self.path(&format!("{server}/wals")));
-        let relative = |meta: &object_store::ObjectMeta| {
-            meta.location
-                .as_ref()
-                .strip_prefix(&wals_prefix)
-                .map(str::to_string)
-        };
-        let mut history_names = Vec::new();
-        for meta in &root_objects {
-            let Some(rel) = relative(meta) else { continue };
-            match parse_wal_key(&rel) {
-                Some(WalFile::History {
-                    timeline,
-                    compression,
-                }) => {
-                    history_names.push((timeline, rel.clone(), compression));
-                    listing.wal.push((
-                        WalFile::History {
-                            timeline,
-                            compression,
-                        },
-                        Some(crate::time::from_chrono(meta.last_modified)),
-                    ));
-                }
-                _ => listing.unrecognized.push(rel),
-            }
-        }
+    /// Lists every segment in the hash folders (`wals/<timeline+log>/`) into `listing`.
+    async fn list_hash_folders(
+        &self,
+        server: &str,
+        wals_prefix: &str,
+        hash_dirs: Vec<String>,
+        listing: &mut Listing,
+    ) -> Result<(), ReadError> {
         // A hash folder holds no subfolders, so a delimiter listing returns the same objects;
         // servers that prune by delimiter (s3s-fs, file trees) then read only that folder.
         let mut dirs = stream::iter(hash_dirs)
@@ -220,7 +222,9 @@ impl<'a> CatalogReader<'a> {
             .buffer_unordered(CONCURRENCY);
         while let Some(metas) = dirs.next().await {
             for meta in metas? {
-                let Some(rel) = relative(&meta) else { continue };
+                let Some(rel) = relative(wals_prefix, &meta) else {
+                    continue;
+                };
                 match parse_wal_key(&rel) {
                     Some(file) => listing
                         .wal
@@ -229,22 +233,71 @@ impl<'a> CatalogReader<'a> {
                 }
             }
         }
-        listing.histories = stream::iter(history_names)
-            .map(
-                |(tl, rel, compression): (u32, String, Option<&'static str>)| async move {
-                    let text = match self.read_text(&format!("{server}/wals/{rel}")).await {
-                        Ok(Some(bytes)) => decompress(&bytes, compression),
-                        Ok(None) => Err("vanished while reading".to_string()),
-                        Err(e) => Err(e.to_string()),
-                    };
-                    (tl, text)
-                },
-            )
+        Ok(())
+    }
+
+    /// Reads the `.history` files, decompressed.
+    async fn histories(
+        &self,
+        server: &str,
+        history_names: Vec<HistoryName>,
+    ) -> Vec<(u32, Result<String, String>)> {
+        stream::iter(history_names)
+            .map(|(tl, rel, compression): HistoryName| async move {
+                let text = match self.read_text(&format!("{server}/wals/{rel}")).await {
+                    Ok(Some(bytes)) => decompress(&bytes, compression),
+                    Ok(None) => Err("vanished while reading".to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                (tl, text)
+            })
             .buffer_unordered(CONCURRENCY)
             .collect()
-            .await;
-        Ok(LineageCatalog::build(listing))
+            .await
     }
+}
+
+/// A `.history` file at the `wals/` root: its timeline, key under `wals/` and compression.
+type HistoryName = (u32, String, Option<&'static str>);
+
+/// The key of `meta` under `wals/`.
+fn relative(wals_prefix: &str, meta: &object_store::ObjectMeta) -> Option<String> {
+    meta.location
+        .as_ref()
+        .strip_prefix(wals_prefix)
+        .map(str::to_string)
+}
+
+/// Sorts the objects at the `wals/` root into `listing`: history files (returned, to be read)
+/// and anything else, which is not WAL.
+fn list_wal_root(
+    wals_prefix: &str,
+    root_objects: &[object_store::ObjectMeta],
+    listing: &mut Listing,
+) -> Vec<HistoryName> {
+    let mut history_names = Vec::new();
+    for meta in root_objects {
+        let Some(rel) = relative(wals_prefix, meta) else {
+            continue;
+        };
+        match parse_wal_key(&rel) {
+            Some(WalFile::History {
+                timeline,
+                compression,
+            }) => {
+                history_names.push((timeline, rel.clone(), compression));
+                listing.wal.push((
+                    WalFile::History {
+                        timeline,
+                        compression,
+                    },
+                    Some(crate::time::from_chrono(meta.last_modified)),
+                ));
+            }
+            _ => listing.unrecognized.push(rel),
+        }
+    }
+    history_names
 }
 
 fn decompress(bytes: &[u8], compression: Option<&str>) -> Result<String, String> {

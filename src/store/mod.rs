@@ -2,19 +2,15 @@
 
 pub mod barman;
 pub mod catalog_reader;
+mod open;
 
 pub use crate::barman::{config, location};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Once};
-use std::time::Duration;
 
-use object_store::aws::AmazonS3Builder;
-use object_store::azure::MicrosoftAzureBuilder;
-use object_store::gcp::GoogleCloudStorageBuilder;
-use object_store::local::LocalFileSystem;
-use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+use object_store::ObjectStore;
 
 pub use crate::barman::config::{BarmanObjectStore, SecretsDir};
 pub use crate::barman::location::{Location, Provider};
@@ -103,24 +99,6 @@ pub fn install_tls_provider() {
     });
 }
 
-/// Few, quick retries: a drill tool must report an unreachable store promptly, not after minutes.
-fn client_options() -> (ClientOptions, RetryConfig) {
-    let options = ClientOptions::new()
-        .with_allow_http(true)
-        .with_connect_timeout(Duration::from_secs(5))
-        .with_timeout(Duration::from_secs(60));
-    let retry = RetryConfig {
-        backoff: BackoffConfig {
-            init_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(2),
-            base: 2.0,
-        },
-        max_retries: 2,
-        retry_timeout: Duration::from_secs(20),
-    };
-    (options, retry)
-}
-
 /// `Key=Value;…` as in `AZURE_STORAGE_CONNECTION_STRING`.
 pub fn parse_connection_string(s: &str) -> BTreeMap<String, String> {
     s.split(';')
@@ -176,138 +154,6 @@ impl StoreSpec {
         self.endpoint_url
             .clone()
             .or_else(|| self.block.as_ref().and_then(|b| b.endpoint_url.clone()))
-    }
-
-    pub fn open(&self) -> Result<Store, StoreError> {
-        install_tls_provider();
-        let location = Location::parse(&self.destination_path)?;
-        let (options, retry) = client_options();
-        let build_err = |source| StoreError::Build {
-            destination: self.destination_path.clone(),
-            source,
-        };
-        let (inner, endpoint): (Arc<dyn ObjectStore>, String) = match &location.provider {
-            Provider::S3 { bucket } => {
-                let mut b = AmazonS3Builder::from_env()
-                    .with_bucket_name(bucket)
-                    .with_client_options(options)
-                    .with_retry(retry)
-                    .with_virtual_hosted_style_request(false);
-                let creds = self
-                    .block
-                    .as_ref()
-                    .and_then(|b| b.s3_credentials.clone())
-                    .unwrap_or_default();
-                if let Some(v) = self.secret(&creds.access_key_id)? {
-                    b = b.with_access_key_id(v);
-                }
-                if let Some(v) = self.secret(&creds.secret_access_key)? {
-                    b = b.with_secret_access_key(v);
-                }
-                if let Some(v) = self.secret(&creds.session_token)? {
-                    b = b.with_token(v);
-                }
-                let region = self
-                    .region
-                    .clone()
-                    .or(self.secret(&creds.region)?)
-                    .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok());
-                b = b.with_region(region.unwrap_or_else(|| "us-east-1".into()));
-                let endpoint = self.endpoint_url();
-                if let Some(ep) = &endpoint {
-                    b = b.with_endpoint(ep.trim_end_matches('/'));
-                }
-                let ep = endpoint.unwrap_or_else(|| format!("s3://{bucket}"));
-                (Arc::new(b.build().map_err(build_err)?), ep)
-            }
-            Provider::Azure {
-                account,
-                container,
-                endpoint,
-            } => {
-                let mut b = MicrosoftAzureBuilder::from_env()
-                    .with_account(account)
-                    .with_container_name(container)
-                    .with_client_options(options)
-                    .with_retry(retry);
-                let creds = self
-                    .block
-                    .as_ref()
-                    .and_then(|b| b.azure_credentials.clone());
-                let conn = match &creds {
-                    Some(c) => self.secret(&c.connection_string)?,
-                    None => std::env::var("AZURE_STORAGE_CONNECTION_STRING").ok(),
-                };
-                let mut from_conn = BTreeMap::new();
-                if let Some(conn) = conn {
-                    from_conn = parse_connection_string(&conn);
-                    if let Some(key) = from_conn.get("AccountKey") {
-                        b = b.with_access_key(key);
-                    }
-                    if let Some(sas) = from_conn.get("SharedAccessSignature") {
-                        b = b.with_config(object_store::azure::AzureConfigKey::SasKey, sas);
-                    }
-                }
-                if let Some(c) = &creds {
-                    if let Some(key) = self.secret(&c.storage_key)? {
-                        b = b.with_access_key(key);
-                    }
-                    if let Some(sas) = self.secret(&c.storage_sas_token)? {
-                        b = b.with_config(object_store::azure::AzureConfigKey::SasKey, sas);
-                    }
-                }
-                // An emulator-style destinationPath names its own endpoint; it wins.
-                let endpoint = endpoint
-                    .clone()
-                    .or_else(|| self.endpoint_url())
-                    .or_else(|| from_conn.get("BlobEndpoint").cloned());
-                let shown = endpoint
-                    .clone()
-                    .unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"));
-                if let Some(ep) = endpoint {
-                    b = b.with_endpoint(ep.trim_end_matches('/').to_string());
-                }
-                (Arc::new(b.build().map_err(build_err)?), shown)
-            }
-            Provider::Gcs { bucket } => {
-                let mut b = GoogleCloudStorageBuilder::from_env()
-                    .with_bucket_name(bucket)
-                    .with_client_options(options)
-                    .with_retry(retry);
-                let creds = self
-                    .block
-                    .as_ref()
-                    .and_then(|b| b.google_credentials.clone())
-                    .unwrap_or_default();
-                if let Some(json) = self.secret(&creds.application_credentials)? {
-                    b = b.with_service_account_key(json);
-                }
-                if let Some(ep) = self.endpoint_url() {
-                    b = b.with_url(ep);
-                }
-                (
-                    Arc::new(b.build().map_err(build_err)?),
-                    format!("gs://{bucket}"),
-                )
-            }
-            Provider::File { root } => {
-                if !root.is_dir() {
-                    return Err(StoreError::Config(format!(
-                        "{}: no such directory",
-                        root.display()
-                    )));
-                }
-                let fs = LocalFileSystem::new_with_prefix(root).map_err(build_err)?;
-                (Arc::new(fs), root.display().to_string())
-            }
-        };
-        Ok(Store {
-            inner,
-            prefix: location.prefix.clone(),
-            location,
-            destination_path: self.destination_path.clone(),
-            endpoint,
-        })
     }
 }
 
