@@ -79,100 +79,202 @@ fn run(sb: &Sandbox, work: &Path, file: &Path, extra: &[&str]) -> Run {
     }
 }
 
-#[test]
-fn local_drills_pass_fail_and_error_as_promised() {
-    let sb = Sandbox::up("s3");
-    let work = tempfile::tempdir().unwrap();
-    let backup1 = sb.cmd(&["backup"]).trim().to_string();
-    sb.cmd(&[
-        "workload",
-        "--batches",
-        "2",
-        "--rows",
-        "300",
-        "--interval-ms",
-        "1100",
-    ]);
-    let backup2 = sb.cmd(&["backup"]).trim().to_string();
-    // Baseline with a restore point, then more rows after it.
-    let with_baseline = scenario(
-        &sb,
-        "main",
-        "lineages: [app-v1]\ntargets:\n  - latest\n  - baseline: before-batch-3\n\
-         checks:\n  baseline: baseline.json\n  sql:\n    - name: accounts exist\n      query: select count(*) from accounts\n      op: \">\"\n      expect: 0\n",
-    );
-    let url = sb.var("PGDRILL_SOURCE_URL");
-    let out = pgdrill_env(
-        &[
+/// `assert!` inside a case: fails that case and lets the others run.
+macro_rules! ensure {
+    ($cond:expr $(,)?) => {{
+        let holds: bool = $cond;
+        if !holds {
+            return Err(format!("not true: {}", stringify!($cond)));
+        }
+    }};
+    ($cond:expr, $($msg:tt)+) => {{
+        let holds: bool = $cond;
+        if !holds {
+            return Err(format!("not true: {}: {}", stringify!($cond), format_args!($($msg)+)));
+        }
+    }};
+}
+
+/// `assert_eq!` inside a case: fails that case and lets the others run.
+macro_rules! ensure_eq {
+    ($left:expr, $right:expr $(,)?) => {
+        ensure_eq!($left, $right, "")
+    };
+    ($left:expr, $right:expr, $($msg:tt)+) => {{
+        let (left, right) = (&$left, &$right);
+        if *left != *right {
+            return Err(format!(
+                "{} == {}\n   left: {left:?}\n  right: {right:?}\n  {}",
+                stringify!($left),
+                stringify!($right),
+                format_args!($($msg)+)
+            ));
+        }
+    }};
+}
+
+/// One sandbox for every case of `local_drills_pass_fail_and_error_as_promised`: two backups,
+/// a baseline at restore point `before-batch-3`, and 600 more rows after it.
+struct Shared {
+    sb: Sandbox,
+    work: tempfile::TempDir,
+    backup2: String,
+    /// The WAL segment of workload batch 3, archived after the newest backup.
+    batch3_wal: String,
+    /// Drills `latest` and `baseline:before-batch-3`, checked against baseline.json.
+    with_baseline: PathBuf,
+    baseline: Value,
+    /// `baseline record` with the URL taken from a mounted Secret, before the last rows.
+    from_secret: std::process::Output,
+    url: String,
+}
+
+impl Shared {
+    fn up() -> Self {
+        let sb = Sandbox::up("s3");
+        let work = tempfile::tempdir().unwrap();
+        // A first backup, older than the one the drills restore.
+        sb.cmd(&["backup"]);
+        let workload = [
+            "workload",
+            "--batches",
+            "2",
+            "--rows",
+            "300",
+            "--interval-ms",
+            "1100",
+        ];
+        sb.cmd(&workload);
+        let backup2 = sb.cmd(&["backup"]).trim().to_string();
+        // Baseline with a restore point, then more rows after it.
+        let with_baseline = scenario(
+            &sb,
+            "main",
+            "lineages: [app-v1]\ntargets:\n  - latest\n  - baseline: before-batch-3\n\
+             checks:\n  baseline: baseline.json\n  sql:\n    - name: accounts exist\n      query: select count(*) from accounts\n      op: \">\"\n      expect: 0\n",
+        );
+        let url = sb.var("PGDRILL_SOURCE_URL");
+        let out = pgdrill_env(
+            &[
+                "baseline",
+                "record",
+                "-f",
+                with_baseline.to_str().unwrap(),
+                "--name",
+                "before-batch-3",
+                "--restore-point",
+                "--switch-wal",
+            ],
+            &[("PGDRILL_SOURCE_URL", &url)],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let baseline: Value = serde_json::from_str(
+            &std::fs::read_to_string(sb.dir.path().join("baseline.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(baseline["counts"]["public.accounts"], 600);
+        // The URL can also come from a mounted Secret's `uri` key (CNPG's -app/-superuser shape).
+        put(sb.dir.path(), "source-secret/uri", url.as_bytes());
+        let from_secret = pgdrill(&[
             "baseline",
             "record",
-            "-f",
-            with_baseline.to_str().unwrap(),
             "--name",
-            "before-batch-3",
-            "--restore-point",
-            "--switch-wal",
-        ],
-        &[("PGDRILL_SOURCE_URL", &url)],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let baseline: Value = serde_json::from_str(
-        &std::fs::read_to_string(sb.dir.path().join("baseline.json")).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(baseline["counts"]["public.accounts"], 600);
-    // The URL can also come from a mounted Secret's `uri` key (CNPG's -app/-superuser shape).
-    put(sb.dir.path(), "source-secret/uri", url.as_bytes());
-    let from_secret = sb.dir.path().join("from-secret.json");
-    let out = pgdrill(&[
-        "baseline",
-        "record",
-        "--name",
-        "again",
-        "--out",
-        from_secret.to_str().unwrap(),
-        "--source-secret",
-        sb.dir.path().join("source-secret").to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(!stdout(&out).contains(&url) && !stderr(&out).contains(&url));
-    let again: Value =
-        serde_json::from_str(&std::fs::read_to_string(&from_secret).unwrap()).unwrap();
-    assert_eq!(again["counts"], baseline["counts"]);
-    sb.cmd(&[
-        "workload",
-        "--batches",
-        "2",
-        "--rows",
-        "300",
-        "--interval-ms",
-        "1100",
-    ]);
-    let batches = pgdrill::sandbox::read_workload(sb.dir.path()).unwrap();
+            "again",
+            "--out",
+            sb.dir.path().join("from-secret.json").to_str().unwrap(),
+            "--source-secret",
+            sb.dir.path().join("source-secret").to_str().unwrap(),
+        ]);
+        sb.cmd(&workload);
+        let batches = pgdrill::sandbox::read_workload(sb.dir.path()).unwrap();
+        let batch3_wal = batches[2].wal.clone();
+        Shared {
+            sb,
+            work,
+            backup2,
+            batch3_wal,
+            with_baseline,
+            baseline,
+            from_secret,
+            url,
+        }
+    }
 
-    // latest passes with counts ≥ baseline; the baseline point gives exact counts.
-    let r = run(&sb, work.path(), &with_baseline, &[]);
-    assert_eq!(r.code, Some(0), "{}\n{}", r.stderr, r.report);
-    assert_eq!(r.report["schema"], "pgdrill.report/v1");
+    fn run(&self, file: &Path, extra: &[&str]) -> Run {
+        run(&self.sb, self.work.path(), file, extra)
+    }
+}
+
+type Case = fn(&Shared) -> Result<(), String>;
+
+/// Runs every case, a panic included, and returns one line per failed case, named.
+fn failures(shared: &Shared, cases: &[(&str, Case)]) -> Vec<String> {
+    cases
+        .iter()
+        .filter_map(|(name, case)| {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| case(shared)))
+                .unwrap_or_else(|panic| {
+                    let msg = (panic.downcast_ref::<String>().cloned())
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
+                    Err(format!("panicked: {}", msg.unwrap_or_default()))
+                });
+            outcome.err().map(|e| format!("[{name}] {e}"))
+        })
+        .collect()
+}
+
+#[test]
+fn local_drills_pass_fail_and_error_as_promised() {
+    let shared = Shared::up();
+    // Order matters: `latest_and_baseline_pass` reads the only report directory, so it goes
+    // first; the last three change the archive (a deleted WAL segment, then a truncated
+    // data.tar.gz of backup 2), so every case that needs it intact runs before them.
+    let cases: &[(&str, Case)] = &[
+        ("latest_and_baseline_pass", latest_and_baseline_pass),
+        ("baseline_from_source_secret", baseline_from_source_secret),
+        ("check_failed", check_failed),
+        ("keep_on_failure", keep_on_failure),
+        ("target_beyond_archive", target_beyond_archive),
+        ("unreachable_store", unreachable_store),
+        ("wal_gap", wal_gap),
+        ("recovery_truncated", recovery_truncated),
+        ("base_backup_unreadable", base_backup_unreadable),
+    ];
+    let failed = failures(&shared, cases);
+    assert!(
+        failed.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failed.len(),
+        cases.len(),
+        failed.join("\n")
+    );
+}
+
+/// latest passes with counts ≥ baseline; the baseline point gives exact counts; the report
+/// is written as JSON, Markdown and JUnit.
+fn latest_and_baseline_pass(cx: &Shared) -> Result<(), String> {
+    let r = cx.run(&cx.with_baseline, &[]);
+    ensure_eq!(r.code, Some(0), "{}\n{}", r.stderr, r.report);
+    ensure_eq!(r.report["schema"], "pgdrill.report/v1");
     let latest = drill(&r.report, "latest");
-    assert_eq!(latest["verdict"], "pass");
-    assert_eq!(latest["backup_id"], backup2.as_str());
-    assert_eq!(
+    ensure_eq!(latest["verdict"], "pass");
+    ensure_eq!(latest["backup_id"], cx.backup2.as_str());
+    ensure_eq!(
         count(latest, "public.accounts"),
         (">= 600".into(), "1200".into())
     );
     let exact = drill(&r.report, "baseline:before-batch-3");
-    assert_eq!(exact["verdict"], "pass");
-    assert_eq!(
+    ensure_eq!(exact["verdict"], "pass");
+    ensure_eq!(
         count(exact, "public.accounts"),
         ("600".into(), "600".into())
     );
-    assert_eq!(
+    ensure_eq!(
         count(exact, "public.events"),
         ("1200".into(), "1200".into())
     );
-    assert!(latest["durations"]["rto"].as_f64().unwrap() > 0.0);
-    let reports = sb.dir.path().join("reports");
+    ensure!(latest["durations"]["rto"].as_f64().unwrap() > 0.0);
+    let reports = cx.sb.dir.path().join("reports");
     let dir = std::fs::read_dir(&reports)
         .unwrap()
         .flatten()
@@ -180,28 +282,46 @@ fn local_drills_pass_fail_and_error_as_promised() {
         .unwrap()
         .path();
     for f in ["report.json", "report.md", "junit.xml"] {
-        assert!(dir.join(f).is_file(), "{f}");
+        ensure!(dir.join(f).is_file(), "{f}");
     }
     let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
-    assert!(
+    ensure!(
         junit.contains("testcase") && junit.contains("rows in public.accounts"),
         "{junit}"
     );
+    Ok(())
+}
 
-    // A check that does not hold fails with check_failed and both values.
-    let bad_check = scenario(
-        &sb,
+/// The baseline recorded through a mounted Secret never prints the URL and counts the same.
+fn baseline_from_source_secret(cx: &Shared) -> Result<(), String> {
+    let out = &cx.from_secret;
+    ensure!(out.status.success(), "{}", stderr(out));
+    ensure!(!stdout(out).contains(&cx.url) && !stderr(out).contains(&cx.url));
+    let path = cx.sb.dir.path().join("from-secret.json");
+    let again: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    ensure_eq!(again["counts"], cx.baseline["counts"]);
+    Ok(())
+}
+
+/// A SQL check that cannot hold on the sandbox (there are accounts).
+fn bad_check(sb: &Sandbox) -> PathBuf {
+    scenario(
+        sb,
         "check",
         "targets:\n  - latest\nchecks:\n  sql:\n    - name: no accounts at all\n      query: select count(*) from accounts\n      expect: 0\n",
-    );
-    let r = run(&sb, work.path(), &bad_check, &[]);
-    assert_eq!(r.code, Some(1));
+    )
+}
+
+/// A check that does not hold fails with check_failed and both values.
+fn check_failed(cx: &Shared) -> Result<(), String> {
+    let r = cx.run(&bad_check(&cx.sb), &[]);
+    ensure_eq!(r.code, Some(1));
     let d = drill(&r.report, "latest");
-    assert_eq!(
+    ensure_eq!(
         (d["verdict"].as_str(), d["cause"].as_str()),
         (Some("fail"), Some("check_failed"))
     );
-    assert!(
+    ensure!(
         d["evidence"]
             .as_str()
             .unwrap()
@@ -209,13 +329,18 @@ fn local_drills_pass_fail_and_error_as_promised() {
         "{}",
         d["evidence"]
     );
+    Ok(())
+}
 
-    // keepOnFailure leaves the failed drill's server running for a human, and says where.
-    let reports = sb.dir.path().join("reports");
+/// keepOnFailure leaves the failed drill's server running for a human, and says where. It
+/// has a work directory of its own, so a server it fails to stop cannot fail other cases.
+fn keep_on_failure(cx: &Shared) -> Result<(), String> {
+    let work = tempfile::tempdir().unwrap();
+    let reports = cx.sb.dir.path().join("reports");
     let out = pgdrill(&[
         "run",
         "-f",
-        bad_check.to_str().unwrap(),
+        bad_check(&cx.sb).to_str().unwrap(),
         "--output",
         "json",
         "--keep-on-failure",
@@ -224,16 +349,13 @@ fn local_drills_pass_fail_and_error_as_promised() {
         "--work-dir",
         work.path().to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(1));
+    ensure_eq!(out.status.code(), Some(1));
     let kept = json(&out)["drills"][0]["kept_at"]
         .as_str()
         .unwrap()
         .to_string();
     let data = Path::new(&kept).join("pgdata");
-    assert!(
-        !postgres_under(work.path()).is_empty(),
-        "the kept server runs"
-    );
+    let kept_runs = !postgres_under(work.path()).is_empty();
     let pg_ctl = pgdrill::tools::pg_bin().unwrap().join("pg_ctl");
     let stopped = pgdrill::tools::as_postgres(&pg_ctl)
         .arg("-D")
@@ -241,75 +363,120 @@ fn local_drills_pass_fail_and_error_as_promised() {
         .args(["-m", "immediate", "-w", "stop"])
         .status()
         .unwrap();
-    assert!(stopped.success());
     std::fs::remove_dir_all(&kept).unwrap();
+    ensure!(kept_runs, "the kept server runs");
+    ensure!(stopped.success());
+    // Stopping the kept server and removing its directory leaves nothing else behind.
+    ensure!(
+        postgres_under(work.path()).is_empty(),
+        "scratch servers left: {:?}",
+        postgres_under(work.path())
+    );
+    let left: Vec<_> = (std::fs::read_dir(work.path()).unwrap().flatten())
+        .map(|e| e.path())
+        .collect();
+    ensure!(left.is_empty(), "drill directories left: {left:?}");
+    Ok(())
+}
 
-    // A target past the archive fails before any restore starts.
-    let beyond = scenario(
-        &sb,
+fn beyond(sb: &Sandbox) -> PathBuf {
+    scenario(
+        sb,
         "beyond",
         "targets:\n  - time: \"2999-01-01T00:00:00Z\"\n",
-    );
-    let r = run(&sb, work.path(), &beyond, &[]);
-    assert_eq!(r.code, Some(1));
+    )
+}
+
+/// A target past the archive fails before any restore starts.
+fn target_beyond_archive(cx: &Shared) -> Result<(), String> {
+    let r = cx.run(&beyond(&cx.sb), &[]);
+    ensure_eq!(r.code, Some(1));
     let d = drill(&r.report, "time:2999-01-01T00:00:00Z");
-    assert_eq!(
+    ensure_eq!(
         (d["cause"].as_str(), d["stage"].as_str()),
         (Some("target_beyond_archive"), Some("preflight"))
     );
-    assert!(d["recovery"].is_null());
-    assert_eq!(d["durations"]["restore"], 0.0);
+    ensure!(d["recovery"].is_null());
+    ensure_eq!(d["durations"]["restore"], 0.0);
+    Ok(())
+}
 
-    // An unreachable object store is an error (exit 2), never a pass.
-    let text = std::fs::read_to_string(&beyond).unwrap();
-    let endpoint = sb.var("PGDRILL_ENDPOINT_URL");
-    let unreachable = sb.dir.path().join("unreachable.yaml");
+/// An unreachable object store is an error (exit 2), never a pass.
+fn unreachable_store(cx: &Shared) -> Result<(), String> {
+    let text = std::fs::read_to_string(beyond(&cx.sb)).unwrap();
+    let endpoint = cx.sb.var("PGDRILL_ENDPOINT_URL");
+    let unreachable = cx.sb.dir.path().join("unreachable.yaml");
     std::fs::write(&unreachable, text.replace(&endpoint, "http://127.0.0.1:9")).unwrap();
-    let r = run(&sb, work.path(), &unreachable, &[]);
-    assert_eq!(r.code, Some(2), "{}", r.stderr);
-    assert!(r.stderr.contains("unreachable"), "{}", r.stderr);
+    let r = cx.run(&unreachable, &[]);
+    ensure_eq!(r.code, Some(2), "{}", r.stderr);
+    ensure!(r.stderr.contains("unreachable"), "{}", r.stderr);
+    Ok(())
+}
 
-    // A WAL segment deleted after the newest backup: latest is refused with wal_gap, and with
-    // preflight skipped PostgreSQL stops silently at the gap, which must fail as recovery_truncated.
-    let victim = &batches[2].wal;
+/// Deletes batch 3's WAL segment, archived after the newest backup (again: a no-op), and
+/// returns the drill of `latest` alone, checked against the baseline.
+fn delete_batch3_wal(cx: &Shared) -> PathBuf {
+    let victim = &cx.batch3_wal;
     let key = format!("sandbox/app-v1/wals/{}/{victim}.gz", &victim[..16]);
-    delete_object(&sb, &key);
-    let latest_only = scenario(
-        &sb,
+    delete_object(&cx.sb, &key);
+    scenario(
+        &cx.sb,
         "latest",
         "targets:\n  - latest\nchecks:\n  baseline: baseline.json\n",
+    )
+}
+
+/// A WAL segment deleted after the newest backup: latest is refused with wal_gap.
+fn wal_gap(cx: &Shared) -> Result<(), String> {
+    let r = cx.run(&delete_batch3_wal(cx), &[]);
+    ensure_eq!(r.code, Some(1));
+    let d = drill(&r.report, "latest");
+    ensure_eq!(d["cause"], "wal_gap");
+    ensure!(
+        d["evidence"]
+            .as_str()
+            .unwrap()
+            .contains(cx.batch3_wal.as_str())
     );
-    let r = run(&sb, work.path(), &latest_only, &[]);
-    assert_eq!(r.code, Some(1));
+    Ok(())
+}
+
+/// With preflight skipped PostgreSQL stops silently at the same gap, which must fail as
+/// recovery_truncated.
+fn recovery_truncated(cx: &Shared) -> Result<(), String> {
+    let r = cx.run(&delete_batch3_wal(cx), &["--skip-preflight"]);
+    ensure_eq!(r.code, Some(1), "{}", r.report);
     let d = drill(&r.report, "latest");
-    assert_eq!(d["cause"], "wal_gap");
-    assert!(d["evidence"].as_str().unwrap().contains(victim.as_str()));
-    let r = run(&sb, work.path(), &latest_only, &["--skip-preflight"]);
-    assert_eq!(r.code, Some(1), "{}", r.report);
-    let d = drill(&r.report, "latest");
-    assert_eq!(
+    ensure_eq!(
         (d["verdict"].as_str(), d["cause"].as_str()),
         (Some("fail"), Some("recovery_truncated")),
         "{d}"
     );
+    Ok(())
+}
 
-    // A truncated base backup fails with base_backup_unreadable (the end of backup 2 needs
-    // no WAL after the gap, so preflight lets it through).
-    truncate_object(&sb, &format!("sandbox/app-v1/base/{backup2}/data.tar.gz"));
+/// A truncated base backup fails with base_backup_unreadable (the end of backup 2 needs
+/// no WAL after the gap, so preflight lets it through).
+fn base_backup_unreadable(cx: &Shared) -> Result<(), String> {
+    let backup2 = &cx.backup2;
+    truncate_object(
+        &cx.sb,
+        &format!("sandbox/app-v1/base/{backup2}/data.tar.gz"),
+    );
     let immediate = scenario(
-        &sb,
+        &cx.sb,
         "immediate",
         &format!("targets:\n  - immediate: true\n    backupID: \"{backup2}\"\n"),
     );
-    let r = run(&sb, work.path(), &immediate, &[]);
-    assert_eq!(r.code, Some(1), "{}", r.report);
+    let r = cx.run(&immediate, &[]);
+    ensure_eq!(r.code, Some(1), "{}", r.report);
     let d = &r.report["drills"][0];
-    assert_eq!(
+    ensure_eq!(
         (d["cause"].as_str(), d["stage"].as_str()),
         (Some("base_backup_unreadable"), Some("restore")),
         "{d}"
     );
-    let _ = backup1;
+    Ok(())
 }
 
 fn s3_store(sb: &Sandbox) -> pgdrill::store::Store {
