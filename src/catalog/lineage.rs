@@ -135,116 +135,33 @@ impl LineageCatalog {
     /// Builds the catalog from a listing. Unreadable files are reported, never fatal.
     pub fn build(mut listing: Listing) -> Self {
         let mut warnings = Vec::new();
-        let mut backups = Vec::new();
-        let mut unreadable_backups = Vec::new();
-        let mut with_info = Vec::new();
-        for (id, text) in listing.backup_infos {
-            with_info.push(id.clone());
-            match text
-                .and_then(|t| BackupInfo::parse(&id, &t).map_err(|e| format!("backup.info {e}")))
-            {
-                Ok(info) => backups.push(Backup {
-                    state: info.state(),
-                    info,
-                }),
-                Err(reason) => unreadable_backups.push(Problem {
-                    backup_id: id,
-                    reason,
-                }),
-            }
-        }
-        backups.sort_by(|a, b| a.info.backup_id.cmp(&b.info.backup_id));
-        let mut incomplete_backups: Vec<String> = listing
-            .backup_folders
-            .into_iter()
-            .filter(|f| !with_info.contains(f))
-            .collect();
-        incomplete_backups.sort();
-
-        let segment_size = segment_size_of(&backups, &mut warnings);
+        let backups = BackupSet::read(listing.backup_infos, listing.backup_folders);
+        let segment_size = segment_size_of(&backups.readable, &mut warnings);
+        let wal = SortedWal::sort(listing.wal, segment_size, &mut listing.unrecognized);
         let mut archive = Archive {
             segment_size,
+            timelines: timeline_segments(wal.complete),
             ..Default::default()
         };
-        let mut counts = WalCounts::default();
-        let mut partial: BTreeMap<u32, Vec<String>> = BTreeMap::new();
-        let mut raw: BTreeMap<u32, Vec<(u64, Option<Timestamp>)>> = BTreeMap::new();
-        for (file, uploaded) in listing.wal {
-            match file {
-                WalFile::Segment { name, .. }
-                    if u64::from(name.seg) >= segments_per_log(segment_size) =>
-                {
-                    // No such segment exists with this segment size.
-                    listing.unrecognized.push(name.to_string());
-                }
-                WalFile::Segment {
-                    name,
-                    partial: is_partial,
-                    compression,
-                } => {
-                    if let Some(c) = compression {
-                        *counts.by_compression.entry(c.to_string()).or_default() += 1;
-                    }
-                    if is_partial {
-                        counts.partial += 1;
-                        partial
-                            .entry(name.timeline)
-                            .or_default()
-                            .push(format!("{name}.partial"));
-                    } else {
-                        counts.segments += 1;
-                        raw.entry(name.timeline)
-                            .or_default()
-                            .push((name.segno(segment_size), uploaded));
-                    }
-                }
-                WalFile::BackupLabel { .. } => counts.backup_labels += 1,
-                WalFile::History { .. } => counts.history += 1,
-            }
-        }
-        for (tl, mut segs) in raw {
-            segs.sort_unstable_by_key(|s| s.0);
-            segs.dedup_by_key(|s| s.0);
-            let (segnos, uploaded) = segs.into_iter().unzip();
-            archive
-                .timelines
-                .insert(tl, TimelineSegments { segnos, uploaded });
-        }
-        let mut unreadable_history = Vec::new();
-        for (tl, text) in listing.histories {
-            match text.and_then(|t| parse_history(&t)) {
-                Ok(entries) => {
-                    archive.histories.insert(tl, entries);
-                }
-                Err(e) => {
-                    unreadable_history.push(tl);
-                    warnings.push(format!("history file of timeline {tl} is unreadable: {e}"))
-                }
-            }
-        }
-        if !listing.unrecognized.is_empty() {
-            warnings.push(format!(
-                "{} object(s) under wals/ are not WAL files, e.g. {}",
-                listing.unrecognized.len(),
-                listing.unrecognized[0]
-            ));
-        }
-
-        let timelines = summarize_timelines(&archive, &partial, &unreadable_history, &mut warnings);
+        let unreadable_history = read_histories(listing.histories, &mut archive, &mut warnings);
+        warnings.extend(unrecognized_warning(&listing.unrecognized));
+        let timelines =
+            summarize_timelines(&archive, &wal.partial, &unreadable_history, &mut warnings);
         let mut catalog = Self {
             server_name: listing.server_name,
             segment_size,
-            backups,
-            incomplete_backups,
-            unreadable_backups,
+            backups: backups.readable,
+            incomplete_backups: backups.incomplete,
+            unreadable_backups: backups.unreadable,
             window: None,
             timelines,
-            wal: counts,
+            wal: wal.counts,
             gaps: Vec::new(),
             continuity: Vec::new(),
             warnings,
             archive,
         };
+        // Continuity, gaps and the window all read the finished archive and each other.
         catalog.continuity = catalog
             .done_backups()
             .filter_map(|b| continuity_of(&catalog.archive, b))
@@ -253,6 +170,162 @@ impl LineageCatalog {
         catalog.window = window_of(&catalog);
         catalog
     }
+}
+
+/// The backups of a lineage, by whether their `backup.info` could be read.
+struct BackupSet {
+    /// Sorted by id.
+    readable: Vec<Backup>,
+    /// Folders without `backup.info`, sorted.
+    incomplete: Vec<String>,
+    unreadable: Vec<Problem>,
+}
+
+impl BackupSet {
+    fn read(infos: Vec<(String, Result<String, String>)>, folders: Vec<String>) -> Self {
+        let mut readable = Vec::new();
+        let mut unreadable = Vec::new();
+        let mut with_info = Vec::new();
+        for (id, text) in infos {
+            with_info.push(id.clone());
+            match text
+                .and_then(|t| BackupInfo::parse(&id, &t).map_err(|e| format!("backup.info {e}")))
+            {
+                Ok(info) => readable.push(Backup {
+                    state: info.state(),
+                    info,
+                }),
+                Err(reason) => unreadable.push(Problem {
+                    backup_id: id,
+                    reason,
+                }),
+            }
+        }
+        readable.sort_by(|a, b| a.info.backup_id.cmp(&b.info.backup_id));
+        let mut incomplete: Vec<String> = folders
+            .into_iter()
+            .filter(|f| !with_info.contains(f))
+            .collect();
+        incomplete.sort();
+        Self {
+            readable,
+            incomplete,
+            unreadable,
+        }
+    }
+}
+
+/// The WAL objects of a lineage, counted and grouped by timeline.
+#[derive(Default)]
+struct SortedWal {
+    counts: WalCounts,
+    /// `.partial` file names per timeline.
+    partial: BTreeMap<u32, Vec<String>>,
+    /// Complete segments per timeline, unsorted, with their upload time.
+    complete: BTreeMap<u32, Vec<(u64, Option<Timestamp>)>>,
+}
+
+impl SortedWal {
+    /// Segment numbers that cannot exist with `segment_size` go to `unrecognized`.
+    fn sort(
+        wal: Vec<(WalFile, Option<Timestamp>)>,
+        segment_size: u64,
+        unrecognized: &mut Vec<String>,
+    ) -> Self {
+        let mut sorted = Self::default();
+        for (file, uploaded) in wal {
+            match file {
+                WalFile::Segment { name, .. }
+                    if u64::from(name.seg) >= segments_per_log(segment_size) =>
+                {
+                    unrecognized.push(name.to_string());
+                }
+                WalFile::Segment {
+                    name,
+                    partial,
+                    compression,
+                } => {
+                    if let Some(c) = compression {
+                        *sorted
+                            .counts
+                            .by_compression
+                            .entry(c.to_string())
+                            .or_default() += 1;
+                    }
+                    sorted.add_segment(name, partial, segment_size, uploaded);
+                }
+                WalFile::BackupLabel { .. } => sorted.counts.backup_labels += 1,
+                WalFile::History { .. } => sorted.counts.history += 1,
+            }
+        }
+        sorted
+    }
+
+    fn add_segment(
+        &mut self,
+        name: SegmentName,
+        partial: bool,
+        segment_size: u64,
+        uploaded: Option<Timestamp>,
+    ) {
+        if partial {
+            self.counts.partial += 1;
+            self.partial
+                .entry(name.timeline)
+                .or_default()
+                .push(format!("{name}.partial"));
+        } else {
+            self.counts.segments += 1;
+            self.complete
+                .entry(name.timeline)
+                .or_default()
+                .push((name.segno(segment_size), uploaded));
+        }
+    }
+}
+
+/// Complete segments per timeline, sorted by number; a segment listed twice counts once.
+fn timeline_segments(
+    complete: BTreeMap<u32, Vec<(u64, Option<Timestamp>)>>,
+) -> BTreeMap<u32, TimelineSegments> {
+    complete
+        .into_iter()
+        .map(|(tl, mut segs)| {
+            segs.sort_unstable_by_key(|s| s.0);
+            segs.dedup_by_key(|s| s.0);
+            let (segnos, uploaded) = segs.into_iter().unzip();
+            (tl, TimelineSegments { segnos, uploaded })
+        })
+        .collect()
+}
+
+/// Parses the history files into `archive`; returns the timelines whose file is unreadable.
+fn read_histories(
+    histories: Vec<(u32, Result<String, String>)>,
+    archive: &mut Archive,
+    warnings: &mut Vec<String>,
+) -> Vec<u32> {
+    let mut unreadable = Vec::new();
+    for (tl, text) in histories {
+        match text.and_then(|t| parse_history(&t)) {
+            Ok(entries) => {
+                archive.histories.insert(tl, entries);
+            }
+            Err(e) => {
+                unreadable.push(tl);
+                warnings.push(format!("history file of timeline {tl} is unreadable: {e}"))
+            }
+        }
+    }
+    unreadable
+}
+
+fn unrecognized_warning(unrecognized: &[String]) -> Option<String> {
+    let first = unrecognized.first()?;
+    Some(format!(
+        "{} object(s) under wals/ are not WAL files, e.g. {first}",
+        unrecognized.len()
+    ))
 }
 
 fn segment_size_of(backups: &[Backup], warnings: &mut Vec<String>) -> u64 {

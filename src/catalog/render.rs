@@ -50,23 +50,7 @@ pub fn to_table(destination_path: &str, lineages: &[LineageCatalog]) -> String {
     let mut out = String::new();
     for l in lineages {
         let _ = writeln!(out, "Lineage {} ({destination_path})", l.server_name);
-        match &l.window {
-            Some(w) => {
-                let _ = writeln!(
-                    out,
-                    "  recoverable from {} to {} (last WAL {}, archived {})",
-                    time(Some(w.first_point)),
-                    w.last_lsn
-                        .map(|l| l.to_string())
-                        .unwrap_or_else(|| "-".into()),
-                    w.last_wal.as_deref().unwrap_or("-"),
-                    time(w.last_archived_at),
-                );
-            }
-            None => {
-                let _ = writeln!(out, "  not recoverable: no completed backup");
-            }
-        }
+        write_window(&mut out, l);
         let _ = writeln!(
             out,
             "  WAL: {} segments, {} partial, {} history file(s); segment size {} MiB",
@@ -76,88 +60,122 @@ pub fn to_table(destination_path: &str, lineages: &[LineageCatalog]) -> String {
             l.segment_size / (1024 * 1024)
         );
         if !l.backups.is_empty() {
-            let mut t = Table::new();
-            t.load_preset(UTF8_FULL_CONDENSED);
-            t.set_header([
-                "backup",
-                "state",
-                "TLI",
-                "begin WAL",
-                "end WAL",
-                "ended",
-                "size",
-                "WAL to end",
-            ]);
-            for b in &l.backups {
-                let reach = l
-                    .continuity
-                    .iter()
-                    .find(|c| c.backup_id == b.info.backup_id);
-                let reach = match reach {
-                    Some(c) if c.continuous => "continuous".to_string(),
-                    Some(c) => format!("GAP at {}", c.first_missing.as_deref().unwrap_or("?")),
-                    None => "-".into(),
-                };
-                t.add_row([
-                    b.info.backup_id.clone(),
-                    b.state.to_string(),
-                    b.info
-                        .timeline
-                        .map(|t| t.to_string())
-                        .unwrap_or_else(|| "-".into()),
-                    b.info.begin_wal.clone().unwrap_or_else(|| "-".into()),
-                    b.info.end_wal.clone().unwrap_or_else(|| "-".into()),
-                    time(b.info.end_time),
-                    human_size(b.info.size.or(b.info.cluster_size)),
-                    reach,
-                ]);
-            }
-            let _ = writeln!(out, "{t}");
+            let _ = writeln!(out, "{}", backups_table(l));
         }
+        // A single timeline says nothing the WAL line has not said.
         if l.timelines.len() > 1 {
-            for t in &l.timelines {
-                let parent = t
-                    .parent
-                    .map(|p| format!(" from {p} at {}", t.switch_lsn.unwrap_or_default()))
-                    .unwrap_or_default();
-                let _ = writeln!(
-                    out,
-                    "  timeline {}{parent}: {} segments, last {} (history {})",
-                    t.timeline,
-                    t.segments,
-                    t.last_wal.as_deref().unwrap_or("-"),
-                    t.history
-                );
-            }
+            write_timelines(&mut out, l);
         }
-        for g in &l.gaps {
-            let _ = writeln!(
-                out,
-                "  !! WAL GAP on timeline {}: {} missing ({} segment(s)), next present {}{}",
-                g.timeline,
-                g.first_missing,
-                g.missing_segments,
-                g.next_present,
-                if g.affects_recovery {
-                    ""
-                } else {
-                    " (before the oldest backup)"
-                }
-            );
-        }
-        for id in &l.incomplete_backups {
-            let _ = writeln!(
-                out,
-                "  backup {id}: no backup.info (in progress or abandoned)"
-            );
-        }
-        for p in &l.unreadable_backups {
-            let _ = writeln!(out, "  backup {}: unreadable: {}", p.backup_id, p.reason);
-        }
-        for w in &l.warnings {
-            let _ = writeln!(out, "  warning: {w}");
-        }
+        write_problems(&mut out, l);
         out.push('\n');
     }
     out
+}
+
+fn write_window(out: &mut String, l: &LineageCatalog) {
+    match &l.window {
+        Some(w) => {
+            let _ = writeln!(
+                out,
+                "  recoverable from {} to {} (last WAL {}, archived {})",
+                time(Some(w.first_point)),
+                w.last_lsn
+                    .map(|l| l.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                w.last_wal.as_deref().unwrap_or("-"),
+                time(w.last_archived_at),
+            );
+        }
+        None => {
+            let _ = writeln!(out, "  not recoverable: no completed backup");
+        }
+    }
+}
+
+fn backups_table(l: &LineageCatalog) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header([
+        "backup",
+        "state",
+        "TLI",
+        "begin WAL",
+        "end WAL",
+        "ended",
+        "size",
+        "WAL to end",
+    ]);
+    for b in &l.backups {
+        t.add_row([
+            b.info.backup_id.clone(),
+            b.state.to_string(),
+            b.info
+                .timeline
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "-".into()),
+            b.info.begin_wal.clone().unwrap_or_else(|| "-".into()),
+            b.info.end_wal.clone().unwrap_or_else(|| "-".into()),
+            time(b.info.end_time),
+            human_size(b.info.size.or(b.info.cluster_size)),
+            reach(l, &b.info.backup_id),
+        ]);
+    }
+    t
+}
+
+/// Whether the backup's WAL runs to the end of the archive, or where it stops.
+fn reach(l: &LineageCatalog, backup_id: &str) -> String {
+    match l.continuity.iter().find(|c| c.backup_id == backup_id) {
+        Some(c) if c.continuous => "continuous".to_string(),
+        Some(c) => format!("GAP at {}", c.first_missing.as_deref().unwrap_or("?")),
+        None => "-".into(),
+    }
+}
+
+fn write_timelines(out: &mut String, l: &LineageCatalog) {
+    for t in &l.timelines {
+        let parent = t
+            .parent
+            .map(|p| format!(" from {p} at {}", t.switch_lsn.unwrap_or_default()))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  timeline {}{parent}: {} segments, last {} (history {})",
+            t.timeline,
+            t.segments,
+            t.last_wal.as_deref().unwrap_or("-"),
+            t.history
+        );
+    }
+}
+
+/// Gaps, backups without a usable `backup.info`, and warnings.
+fn write_problems(out: &mut String, l: &LineageCatalog) {
+    for g in &l.gaps {
+        let _ = writeln!(
+            out,
+            "  !! WAL GAP on timeline {}: {} missing ({} segment(s)), next present {}{}",
+            g.timeline,
+            g.first_missing,
+            g.missing_segments,
+            g.next_present,
+            if g.affects_recovery {
+                ""
+            } else {
+                " (before the oldest backup)"
+            }
+        );
+    }
+    for id in &l.incomplete_backups {
+        let _ = writeln!(
+            out,
+            "  backup {id}: no backup.info (in progress or abandoned)"
+        );
+    }
+    for p in &l.unreadable_backups {
+        let _ = writeln!(out, "  backup {}: unreadable: {}", p.backup_id, p.reason);
+    }
+    for w in &l.warnings {
+        let _ = writeln!(out, "  warning: {w}");
+    }
 }

@@ -1,11 +1,12 @@
 //! `pgdrill sandbox …`: a source system on loopback for drills, demos and tests.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
 use crate::exit::{self, Failure};
-use crate::sandbox::{self, SandboxError, StoreKind, UpOptions};
+use crate::sandbox::{self, SandboxError, State, StoreKind, UpOptions};
 
 use super::Output;
 
@@ -97,69 +98,15 @@ pub async fn run(cmd: SandboxCommand) -> Result<i32, Failure> {
             store,
             bucket,
         } => {
-            eprintln!("starting the {} endpoint and PostgreSQL…", store.as_str());
-            let st = sandbox::up(&UpOptions {
+            up(UpOptions {
                 dir: dir.dir,
                 name,
                 store,
                 bucket,
             })
-            .await
-            .map_err(fail)?;
-            println!("sandbox up in {}", st.dir.display());
-            println!(
-                "  object store   {} ({})",
-                st.store.endpoint,
-                st.store.kind.as_str()
-            );
-            println!("  destination    {}", st.destination_path);
-            println!("  lineage        {}", st.active().server_name);
-            println!("  source         {}", st.active().url());
-            println!("  env file       {}", st.dir.join("sandbox.env").display());
+            .await?
         }
-        SandboxCommand::Status { dir, output } => {
-            let st = sandbox::status(&dir.dir).map_err(fail)?;
-            let servers: Vec<_> = st
-                .servers
-                .iter()
-                .map(|s| serde_json::json!({"server_name": s.server_name, "port": s.port, "running": s.is_running(), "data_dir": s.data_dir}))
-                .collect();
-            let doc = serde_json::json!({
-                "dir": st.dir,
-                "store": {"kind": st.store.kind.as_str(), "endpoint": st.store.endpoint, "pid": st.store.pid, "running": st.store.is_running()},
-                "destination_path": st.destination_path,
-                "lineages": st.lineages,
-                "active": st.active().server_name,
-                "servers": servers,
-                "workload_batches": sandbox::read_workload(&st.dir).map(|w| w.len()).unwrap_or(0),
-            });
-            match output {
-                Output::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&doc).expect("serializes")
-                ),
-                Output::Table => {
-                    let run = |b: bool| if b { "running" } else { "stopped" };
-                    println!("sandbox {}", st.dir.display());
-                    println!(
-                        "  store {} {} ({})",
-                        st.store.kind.as_str(),
-                        st.store.endpoint,
-                        run(st.store.is_running())
-                    );
-                    println!("  destination {}", st.destination_path);
-                    for s in &st.servers {
-                        println!(
-                            "  postgres {} port {} ({})",
-                            s.server_name,
-                            s.port,
-                            run(s.is_running())
-                        );
-                    }
-                    println!("  active lineage {}", st.active().server_name);
-                }
-            }
-        }
+        SandboxCommand::Status { dir, output } => status(&dir.dir, output)?,
         SandboxCommand::Backup { dir } => {
             eprintln!("taking a base backup…");
             let id = sandbox::backup(&dir.dir).await.map_err(fail)?;
@@ -170,42 +117,111 @@ pub async fn run(cmd: SandboxCommand) -> Result<i32, Failure> {
             batches,
             rows,
             interval_ms,
-        } => {
-            for r in sandbox::workload(
-                &dir.dir,
-                batches,
-                rows,
-                std::time::Duration::from_millis(interval_ms),
-            )
-            .await
-            .map_err(fail)?
-            {
-                let counts: Vec<String> =
-                    r.counts.iter().map(|(t, n)| format!("{t}={n}")).collect();
-                println!(
-                    "batch {} at {} lsn {} wal {} {}",
-                    r.batch,
-                    r.committed_at,
-                    r.lsn,
-                    r.wal,
-                    counts.join(" ")
-                );
-            }
-        }
+        } => workload(&dir.dir, batches, rows, interval_ms).await?,
         SandboxCommand::NewLineage { dir } => {
             eprintln!("restoring the newest lineage, promoting, and archiving into the next one…");
             let (lineage, backup) = sandbox::new_lineage(&dir.dir).await.map_err(fail)?;
             println!("lineage {lineage} with backup {backup}");
         }
-        SandboxCommand::Down { dir } => {
-            let stopped = sandbox::down(&dir.dir).await.map_err(fail)?;
-            if stopped.is_empty() {
-                println!("nothing was running");
-            }
-            for s in stopped {
-                println!("stopped {s}");
-            }
-        }
+        SandboxCommand::Down { dir } => down(&dir.dir).await?,
     }
     Ok(exit::OK)
+}
+
+async fn up(options: UpOptions) -> Result<(), Failure> {
+    eprintln!(
+        "starting the {} endpoint and PostgreSQL…",
+        options.store.as_str()
+    );
+    let st = sandbox::up(&options).await.map_err(fail)?;
+    println!("sandbox up in {}", st.dir.display());
+    println!(
+        "  object store   {} ({})",
+        st.store.endpoint,
+        st.store.kind.as_str()
+    );
+    println!("  destination    {}", st.destination_path);
+    println!("  lineage        {}", st.active().server_name);
+    println!("  source         {}", st.active().url());
+    println!("  env file       {}", st.dir.join("sandbox.env").display());
+    Ok(())
+}
+
+fn status(dir: &Path, output: Output) -> Result<(), Failure> {
+    let st = sandbox::status(dir).map_err(fail)?;
+    match output {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&status_json(&st)).expect("serializes")
+        ),
+        Output::Table => print_status_table(&st),
+    }
+    Ok(())
+}
+
+fn status_json(st: &State) -> serde_json::Value {
+    let servers: Vec<_> = st
+        .servers
+        .iter()
+        .map(|s| serde_json::json!({"server_name": s.server_name, "port": s.port, "running": s.is_running(), "data_dir": s.data_dir}))
+        .collect();
+    serde_json::json!({
+        "dir": st.dir,
+        "store": {"kind": st.store.kind.as_str(), "endpoint": st.store.endpoint, "pid": st.store.pid, "running": st.store.is_running()},
+        "destination_path": st.destination_path,
+        "lineages": st.lineages,
+        "active": st.active().server_name,
+        "servers": servers,
+        "workload_batches": sandbox::read_workload(&st.dir).map(|w| w.len()).unwrap_or(0),
+    })
+}
+
+fn print_status_table(st: &State) {
+    let run = |b: bool| if b { "running" } else { "stopped" };
+    println!("sandbox {}", st.dir.display());
+    println!(
+        "  store {} {} ({})",
+        st.store.kind.as_str(),
+        st.store.endpoint,
+        run(st.store.is_running())
+    );
+    println!("  destination {}", st.destination_path);
+    for s in &st.servers {
+        println!(
+            "  postgres {} port {} ({})",
+            s.server_name,
+            s.port,
+            run(s.is_running())
+        );
+    }
+    println!("  active lineage {}", st.active().server_name);
+}
+
+async fn workload(dir: &Path, batches: u32, rows: u32, interval_ms: u64) -> Result<(), Failure> {
+    let records = sandbox::workload(dir, batches, rows, Duration::from_millis(interval_ms))
+        .await
+        .map_err(fail)?;
+    for r in records {
+        let counts: Vec<String> = r.counts.iter().map(|(t, n)| format!("{t}={n}")).collect();
+        println!(
+            "batch {} at {} lsn {} wal {} {}",
+            r.batch,
+            r.committed_at,
+            r.lsn,
+            r.wal,
+            counts.join(" ")
+        );
+    }
+    Ok(())
+}
+
+async fn down(dir: &Path) -> Result<(), Failure> {
+    let stopped = sandbox::down(dir).await.map_err(fail)?;
+    if stopped.is_empty() {
+        println!("nothing was running");
+    }
+    for s in stopped {
+        println!("stopped {s}");
+    }
+    Ok(())
 }

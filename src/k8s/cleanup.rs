@@ -92,28 +92,66 @@ pub async fn sweep(
     older_than: Option<Duration>,
     dry_run: bool,
 ) -> Result<Vec<Swept>, String> {
-    let now = jiff::Timestamp::now();
-    let lp = ListParams::default().labels(&selector());
-    let mut swept = Vec::new();
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let scratch = match scope {
-        Scope::Cluster => {
-            namespaces
-                .list(&lp)
-                .await
-                .map_err(|e| format!("listing drill namespaces: {}", describe(&e)))?
-                .items
-        }
-        Scope::Namespaces(_) => Vec::new(),
+    let mut sweeper = Sweeper {
+        client,
+        scope,
+        lp: ListParams::default().labels(&selector()),
+        now: jiff::Timestamp::now(),
+        older_than,
+        dry_run,
+        swept: Vec::new(),
+        problems: Vec::new(),
     };
-    let scratch_names: Vec<String> = scratch
-        .iter()
-        .filter_map(|n| n.metadata.name.clone())
-        .collect();
-    for ns in scratch {
-        let name = ns.metadata.name.clone().unwrap_or_default();
-        if let Some(why) = sweep_reason(&ns.metadata, now, older_than) {
-            if !dry_run {
+    let scratch = sweeper.scratch_namespaces().await?;
+    let swept_drills = sweeper.drill_clusters(&scratch).await?;
+    let leftovers = sweeper.list_leftovers().await;
+    sweeper.leftovers(leftovers, &scratch, &swept_drills).await;
+    sweeper.finish()
+}
+
+/// One sweep: where and what to look for, and what it did so far.
+struct Sweeper<'a> {
+    client: &'a kube::Client,
+    scope: &'a Scope,
+    /// Only objects labelled as pgdrill's.
+    lp: ListParams,
+    now: jiff::Timestamp,
+    older_than: Option<Duration>,
+    dry_run: bool,
+    swept: Vec<Swept>,
+    /// Problems with single drills: they do not stop the sweep of the others.
+    problems: Vec<String>,
+}
+
+impl Sweeper<'_> {
+    fn reason(&self, meta: &ObjectMeta) -> Option<String> {
+        sweep_reason(meta, self.now, self.older_than)
+    }
+
+    /// Deletes the expired scratch namespaces; returns the names of all of them, expired or
+    /// not, since their contents are theirs and must not be swept one by one.
+    async fn scratch_namespaces(&mut self) -> Result<Vec<String>, String> {
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let scratch = match self.scope {
+            Scope::Cluster => {
+                namespaces
+                    .list(&self.lp)
+                    .await
+                    .map_err(|e| format!("listing drill namespaces: {}", describe(&e)))?
+                    .items
+            }
+            Scope::Namespaces(_) => Vec::new(),
+        };
+        let scratch_names: Vec<String> = scratch
+            .iter()
+            .filter_map(|n| n.metadata.name.clone())
+            .collect();
+        for ns in scratch {
+            let name = ns.metadata.name.clone().unwrap_or_default();
+            let Some(why) = self.reason(&ns.metadata) else {
+                continue;
+            };
+            if !self.dry_run {
                 match namespaces
                     .delete(&name, &kube::api::DeleteParams::background())
                     .await
@@ -123,125 +161,172 @@ pub async fn sweep(
                     Err(e) => return Err(format!("deleting namespace {name}: {}", describe(&e))),
                 }
             }
-            swept.push(Swept {
+            self.swept.push(Swept {
                 kind: "Namespace",
                 namespace: name.clone(),
                 name,
                 why,
             });
         }
+        Ok(scratch_names)
     }
-    // Drill clusters in fixed namespaces. A problem with one does not stop the others.
-    let mut problems = Vec::new();
-    let mut swept_drills: Vec<String> = Vec::new();
-    let drill_clusters = match list_in(scope, &lp, |ns| match ns {
-        Some(ns) => Api::<DynamicObject>::namespaced_with(client.clone(), ns, &clusters()),
-        None => Api::all_with(client.clone(), &clusters()),
-    })
-    .await
-    {
-        Ok(list) => list,
-        Err(e) if is_not_found(&e) => Vec::new(),
-        Err(e) => return Err(format!("listing drill clusters: {}", describe(&e))),
-    };
-    for c in drill_clusters {
-        let ns = c.metadata.namespace.clone().unwrap_or_default();
-        if scratch_names.contains(&ns) {
-            continue;
-        }
-        let Some(why) = sweep_reason(&c.metadata, now, older_than) else {
-            continue;
+
+    /// Deletes expired drill Clusters outside scratch namespaces, with the objects of their
+    /// drill; returns the ids of the drills swept.
+    async fn drill_clusters(&mut self, scratch: &[String]) -> Result<Vec<String>, String> {
+        let client = self.client;
+        let drill_clusters = match list_in(self.scope, &self.lp, |ns| match ns {
+            Some(ns) => Api::<DynamicObject>::namespaced_with(client.clone(), ns, &clusters()),
+            None => Api::all_with(client.clone(), &clusters()),
+        })
+        .await
+        {
+            Ok(list) => list,
+            Err(e) if is_not_found(&e) => Vec::new(),
+            Err(e) => return Err(format!("listing drill clusters: {}", describe(&e))),
         };
-        let name = c.metadata.name.clone().unwrap_or_default();
-        let drill_id = c
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(DRILL_ID_LABEL))
-            .cloned()
-            .unwrap_or_default();
-        if !dry_run {
-            let deleted = match drill_objects_in(client, &ns, &name, &drill_id).await {
-                Ok(objects) => objects.delete(client).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = deleted {
-                problems.push(e);
+        let mut swept_drills = Vec::new();
+        for c in drill_clusters {
+            let ns = c.metadata.namespace.clone().unwrap_or_default();
+            if scratch.contains(&ns) {
                 continue;
             }
-        }
-        swept_drills.push(drill_id);
-        swept.push(Swept {
-            kind: "Cluster",
-            namespace: ns,
-            name,
-            why,
-        });
-    }
-    // Copied Secrets and ObjectStores whose Cluster never got created (or is already gone).
-    let mut leftovers: Vec<(&'static str, ObjectMeta)> = Vec::new();
-    let secrets = list_in(scope, &lp, |ns| match ns {
-        Some(ns) => Api::<Secret>::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    });
-    match secrets.await {
-        Ok(l) => leftovers.extend(l.into_iter().map(|o| ("Secret", o.metadata))),
-        Err(e) => problems.push(format!("listing drill Secrets: {}", describe(&e))),
-    }
-    let stores = list_in(scope, &lp, |ns| match ns {
-        Some(ns) => Api::<DynamicObject>::namespaced_with(client.clone(), ns, &object_stores()),
-        None => Api::all_with(client.clone(), &object_stores()),
-    });
-    match stores.await {
-        Ok(l) => leftovers.extend(l.into_iter().map(|o| ("ObjectStore", o.metadata))),
-        Err(e) if is_not_found(&e) => {}
-        Err(e) => problems.push(format!("listing drill ObjectStores: {}", describe(&e))),
-    }
-    for (kind, meta) in leftovers {
-        let ns = meta.namespace.clone().unwrap_or_default();
-        let name = meta.name.clone().unwrap_or_default();
-        let drill = meta.labels.as_ref().and_then(|l| l.get(DRILL_ID_LABEL));
-        // Objects of a namespace or Cluster swept above went with it.
-        if scratch_names.contains(&ns) || drill.is_some_and(|d| swept_drills.contains(d)) {
-            continue;
-        }
-        let Some(why) = sweep_reason(&meta, now, older_than) else {
-            continue;
-        };
-        if !dry_run {
-            let result = match kind {
-                "Secret" => Api::<Secret>::namespaced(client.clone(), &ns)
-                    .delete(&name, &kube::api::DeleteParams::background())
-                    .await
-                    .map(|_| ()),
-                _ => Api::<DynamicObject>::namespaced_with(client.clone(), &ns, &object_stores())
-                    .delete(&name, &kube::api::DeleteParams::background())
-                    .await
-                    .map(|_| ()),
+            let Some(why) = self.reason(&c.metadata) else {
+                continue;
             };
-            match result {
-                Ok(()) => {}
-                Err(e) if is_not_found(&e) => continue,
-                Err(e) => {
-                    problems.push(format!("deleting {kind} {ns}/{name}: {}", describe(&e)));
-                    continue;
+            let name = c.metadata.name.clone().unwrap_or_default();
+            let drill_id = c
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(DRILL_ID_LABEL))
+                .cloned()
+                .unwrap_or_default();
+            if !self.dry_run
+                && let Err(e) = delete_drill(client, &ns, &name, &drill_id).await
+            {
+                self.problems.push(e);
+                continue;
+            }
+            swept_drills.push(drill_id);
+            self.swept.push(Swept {
+                kind: "Cluster",
+                namespace: ns,
+                name,
+                why,
+            });
+        }
+        Ok(swept_drills)
+    }
+
+    /// Copied Secrets and ObjectStores, which outlive a Cluster that never got created (or is
+    /// already gone).
+    async fn list_leftovers(&mut self) -> Vec<(&'static str, ObjectMeta)> {
+        let client = self.client;
+        let mut leftovers = Vec::new();
+        let secrets = list_in(self.scope, &self.lp, |ns| match ns {
+            Some(ns) => Api::<Secret>::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        });
+        match secrets.await {
+            Ok(l) => leftovers.extend(l.into_iter().map(|o| ("Secret", o.metadata))),
+            Err(e) => self
+                .problems
+                .push(format!("listing drill Secrets: {}", describe(&e))),
+        }
+        let stores = list_in(self.scope, &self.lp, |ns| match ns {
+            Some(ns) => Api::<DynamicObject>::namespaced_with(client.clone(), ns, &object_stores()),
+            None => Api::all_with(client.clone(), &object_stores()),
+        });
+        match stores.await {
+            Ok(l) => leftovers.extend(l.into_iter().map(|o| ("ObjectStore", o.metadata))),
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => self
+                .problems
+                .push(format!("listing drill ObjectStores: {}", describe(&e))),
+        }
+        leftovers
+    }
+
+    async fn leftovers(
+        &mut self,
+        leftovers: Vec<(&'static str, ObjectMeta)>,
+        scratch: &[String],
+        swept_drills: &[String],
+    ) {
+        for (kind, meta) in leftovers {
+            let ns = meta.namespace.clone().unwrap_or_default();
+            let name = meta.name.clone().unwrap_or_default();
+            let drill = meta.labels.as_ref().and_then(|l| l.get(DRILL_ID_LABEL));
+            // Objects of a namespace or Cluster swept above went with it.
+            if scratch.contains(&ns) || drill.is_some_and(|d| swept_drills.contains(d)) {
+                continue;
+            }
+            let Some(why) = self.reason(&meta) else {
+                continue;
+            };
+            if !self.dry_run {
+                match delete_leftover(self.client, kind, &ns, &name).await {
+                    Ok(()) => {}
+                    Err(e) if is_not_found(&e) => continue,
+                    Err(e) => {
+                        self.problems
+                            .push(format!("deleting {kind} {ns}/{name}: {}", describe(&e)));
+                        continue;
+                    }
                 }
             }
+            self.swept.push(Swept {
+                kind,
+                namespace: ns,
+                name,
+                why,
+            });
         }
-        swept.push(Swept {
-            kind,
-            namespace: ns,
-            name,
-            why,
-        });
     }
-    if problems.is_empty() {
-        Ok(swept)
-    } else {
-        for s in &swept {
+
+    /// What was swept, or every problem; what was swept despite them goes to the log.
+    fn finish(self) -> Result<Vec<Swept>, String> {
+        if self.problems.is_empty() {
+            return Ok(self.swept);
+        }
+        for s in &self.swept {
             tracing::info!("swept {} {}/{}", s.kind, s.namespace, s.name);
         }
-        Err(problems.join("; "))
+        Err(self.problems.join("; "))
+    }
+}
+
+/// Deletes a drill's Cluster with its PVCs, ObjectStore and Secrets.
+async fn delete_drill(
+    client: &kube::Client,
+    ns: &str,
+    cluster: &str,
+    drill_id: &str,
+) -> Result<(), String> {
+    drill_objects_in(client, ns, cluster, drill_id)
+        .await?
+        .delete(client)
+        .await
+}
+
+/// Deletes a Secret or an ObjectStore (`kind`) by name.
+async fn delete_leftover(
+    client: &kube::Client,
+    kind: &str,
+    ns: &str,
+    name: &str,
+) -> Result<(), kube::Error> {
+    let dp = kube::api::DeleteParams::background();
+    match kind {
+        "Secret" => Api::<Secret>::namespaced(client.clone(), ns)
+            .delete(name, &dp)
+            .await
+            .map(|_| ()),
+        _ => Api::<DynamicObject>::namespaced_with(client.clone(), ns, &object_stores())
+            .delete(name, &dp)
+            .await
+            .map(|_| ()),
     }
 }
 

@@ -57,25 +57,43 @@ impl DrillObjects {
     /// Secrets (or the whole scratch namespace), and waits until they are gone.
     pub async fn delete(&self, client: &kube::Client) -> Result<(), String> {
         let deadline = Instant::now() + GONE_TIMEOUT;
+        let mut problems = self.request_deletion(client).await;
+        // Waiting is pointless when a deletion was not even accepted.
+        if problems.is_empty() {
+            problems.extend(self.wait_deleted(client, deadline).await);
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "teardown of {}/{}: {}",
+                self.namespace,
+                self.cluster,
+                problems.join("; ")
+            ))
+        }
+    }
+
+    fn pvc_selector(&self) -> String {
+        format!("cnpg.io/cluster={}", self.cluster)
+    }
+
+    /// Asks the API server to delete every object; returns the problems.
+    async fn request_deletion(&self, client: &kube::Client) -> Vec<String> {
         let ns = self.namespace.as_str();
+        let mut problems = Vec::new();
         let clusters_api: Api<DynamicObject> =
             Api::namespaced_with(client.clone(), ns, &clusters());
+        problems.extend(delete_named(&clusters_api, &self.cluster).await.err());
         let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
-        let mut problems = Vec::new();
-        if let Err(e) = delete_named(&clusters_api, &self.cluster).await {
-            problems.push(e);
-        }
-        let pvc_selector = format!("cnpg.io/cluster={}", self.cluster);
         match pvcs
-            .list(&ListParams::default().labels(&pvc_selector))
+            .list(&ListParams::default().labels(&self.pvc_selector()))
             .await
         {
             Ok(list) => {
                 for pvc in list {
                     let name = pvc.metadata.name.unwrap_or_default();
-                    if let Err(e) = delete_named(&pvcs, &name).await {
-                        problems.push(e);
-                    }
+                    problems.extend(delete_named(&pvcs, &name).await.err());
                 }
             }
             Err(e) if is_not_found(&e) => {}
@@ -84,61 +102,65 @@ impl DrillObjects {
         if let Some(os) = &self.object_store {
             let api: Api<DynamicObject> =
                 Api::namespaced_with(client.clone(), ns, &object_stores());
-            if let Err(e) = delete_named(&api, os).await {
-                problems.push(e);
-            }
+            problems.extend(delete_named(&api, os).await.err());
         }
         let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
         for s in &self.secrets {
-            if let Err(e) = delete_named(&secrets, s).await {
-                problems.push(e);
-            }
+            problems.extend(delete_named(&secrets, s).await.err());
         }
         if self.scratch_namespace {
             let namespaces: Api<Namespace> = Api::all(client.clone());
-            if let Err(e) = delete_named(&namespaces, ns).await {
-                problems.push(e);
-            }
-            if problems.is_empty()
-                && let Err(e) = wait_gone(&namespaces, ns, deadline).await
-            {
-                problems.push(e);
-            }
-        } else if problems.is_empty() {
-            if let Err(e) = wait_gone(&clusters_api, &self.cluster, deadline).await {
-                problems.push(e);
-            }
-            // PVCs linger while their pods terminate (the pvc-protection finalizer).
-            loop {
-                match pvcs
-                    .list(&ListParams::default().labels(&pvc_selector))
-                    .await
-                {
-                    Ok(list) if list.items.is_empty() => break,
-                    Ok(list) if Instant::now() >= deadline => {
-                        problems.push(format!(
-                            "{} PVC(s) still exist after {GONE_TIMEOUT:?}",
-                            list.items.len()
-                        ));
-                        break;
-                    }
-                    Ok(_) => tokio::time::sleep(Duration::from_millis(500)).await,
-                    Err(e) => {
-                        problems.push(format!("listing PVCs: {}", describe(&e)));
-                        break;
-                    }
-                }
-            }
+            problems.extend(delete_named(&namespaces, ns).await.err());
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(format!(
-                "teardown of {}/{}: {}",
-                ns,
-                self.cluster,
-                problems.join("; ")
-            ))
+        problems
+    }
+
+    /// Waits until the deleted objects are gone; returns the problems.
+    async fn wait_deleted(&self, client: &kube::Client, deadline: Instant) -> Vec<String> {
+        let ns = self.namespace.as_str();
+        if self.scratch_namespace {
+            let namespaces: Api<Namespace> = Api::all(client.clone());
+            return wait_gone(&namespaces, ns, deadline)
+                .await
+                .err()
+                .into_iter()
+                .collect();
+        }
+        let clusters_api: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), ns, &clusters());
+        let mut problems: Vec<String> = wait_gone(&clusters_api, &self.cluster, deadline)
+            .await
+            .err()
+            .into_iter()
+            .collect();
+        let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+        problems.extend(
+            wait_pvcs_gone(&pvcs, &self.pvc_selector(), deadline)
+                .await
+                .err(),
+        );
+        problems
+    }
+}
+
+/// PVCs linger while their pods terminate (the pvc-protection finalizer), so they are waited
+/// for by label rather than by name.
+async fn wait_pvcs_gone(
+    pvcs: &Api<PersistentVolumeClaim>,
+    selector: &str,
+    deadline: Instant,
+) -> Result<(), String> {
+    loop {
+        match pvcs.list(&ListParams::default().labels(selector)).await {
+            Ok(list) if list.items.is_empty() => return Ok(()),
+            Ok(list) if Instant::now() >= deadline => {
+                return Err(format!(
+                    "{} PVC(s) still exist after {GONE_TIMEOUT:?}",
+                    list.items.len()
+                ));
+            }
+            Ok(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+            Err(e) => return Err(format!("listing PVCs: {}", describe(&e))),
         }
     }
 }
