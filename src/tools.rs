@@ -112,6 +112,75 @@ pub fn give_to_postgres(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The programs a local drill executes: PostgreSQL's and barman-cloud's restore tools.
+pub fn drill_programs(pg_bin: &Path, barman_bin: &Path) -> [PathBuf; 4] {
+    [
+        pg_bin.join("pg_ctl"),
+        pg_bin.join("postgres"),
+        barman_bin.join("barman-cloud-restore"),
+        barman_bin.join("barman-cloud-wal-restore"),
+    ]
+}
+
+/// Runs `program --version` as the user PostgreSQL runs as (what a drill will do); its first
+/// line, or why it cannot run.
+pub fn runs_as_postgres(program: &Path) -> Result<String, String> {
+    let out = as_postgres(program)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("{}: {e}", program.display()))?;
+    let first = |b: &[u8]| {
+        String::from_utf8_lossy(b)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    if !out.status.success() {
+        let why = first(&out.stderr);
+        let who = if is_root() {
+            "the postgres user"
+        } else {
+            "this user"
+        };
+        return Err(format!(
+            "{} cannot be run by {who}: {}",
+            program.display(),
+            if why.is_empty() {
+                out.status.to_string()
+            } else {
+                why
+            }
+        ));
+    }
+    Ok(if out.stdout.is_empty() {
+        first(&out.stderr)
+    } else {
+        first(&out.stdout)
+    })
+}
+
+/// Whether the user PostgreSQL runs as can enter and write `dir`.
+pub fn postgres_can_use(dir: &Path) -> Result<(), String> {
+    let ok = as_postgres(Path::new("test"))
+        .args(["-w"])
+        .arg(dir)
+        .args(["-a", "-x"])
+        .arg(dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "the postgres user cannot enter or write {}: give it search permission on every folder above (or choose another --work-dir)",
+            dir.display()
+        ))
+    }
+}
+
 /// First line of `program --version`, if it runs.
 pub fn version_of(program: &Path) -> Option<String> {
     let out = Command::new(program).arg("--version").output().ok()?;

@@ -14,6 +14,9 @@ use super::Output;
 pub struct DoctorArgs {
     #[arg(long, short, value_enum, default_value_t)]
     pub output: Output,
+    /// The parent folder drills will use (as `run --work-dir`).
+    #[arg(long, env = "PGDRILL_WORK_DIR")]
+    pub work_dir: Option<PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -23,71 +26,158 @@ struct Check {
     found: bool,
     path: Option<PathBuf>,
     version: Option<String>,
+    /// Why it is not usable, when it was found but cannot run as a drill runs it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problem: Option<String>,
     hint: &'static str,
 }
 
-fn check(
+/// A tool folder found at `path`, usable when every program runs as PostgreSQL's user.
+fn tool(
+    component: &'static str,
+    path: Option<PathBuf>,
+    programs: &[PathBuf],
+    hint: &'static str,
+) -> Check {
+    let runs: Result<Vec<String>, String> = programs
+        .iter()
+        .map(|p| tools::runs_as_postgres(p))
+        .collect();
+    let (version, problem) = match (&path, runs) {
+        (None, _) => (None, None),
+        (Some(_), Ok(v)) => (v.into_iter().next(), None),
+        (Some(_), Err(e)) => (None, Some(e)),
+    };
+    Check {
+        component,
+        required_for: "local drills, sandbox",
+        found: path.is_some() && problem.is_none(),
+        path,
+        version,
+        problem,
+        hint,
+    }
+}
+
+fn present(
     component: &'static str,
     required_for: &'static str,
     path: Option<PathBuf>,
-    probe: Option<PathBuf>,
     hint: &'static str,
 ) -> Check {
-    let version = probe.as_deref().and_then(tools::version_of);
     Check {
         component,
         required_for,
         found: path.is_some(),
         path,
-        version,
+        version: None,
+        problem: None,
         hint,
     }
 }
 
-pub fn doctor(args: DoctorArgs) -> Result<i32, Failure> {
+/// The work folder: a drill's folder under it must be usable by PostgreSQL's user.
+fn work_dir(dir: PathBuf) -> Check {
+    let probe = dir.join(format!("pgdrill-doctor-{}", std::process::id()));
+    let problem = std::fs::create_dir(&probe)
+        .map_err(|e| format!("creating {}: {e}", probe.display()))
+        .and_then(|()| tools::give_to_postgres(&probe).map_err(|e| e.to_string()))
+        .and_then(|()| tools::postgres_can_use(&probe))
+        .err();
+    let _ = std::fs::remove_dir(&probe);
+    Check {
+        component: "work folder",
+        required_for: "local drills",
+        found: problem.is_none(),
+        path: Some(dir),
+        version: None,
+        problem,
+        hint: "--work-dir (or PGDRILL_WORK_DIR) on a folder PostgreSQL's user can enter",
+    }
+}
+
+fn checks(args: &DoctorArgs) -> Vec<Check> {
     let pg = tools::pg_bin();
     let barman = tools::barman_bin();
-    let moto = tools::moto_server();
-    let azurite = tools::azurite_blob();
-    let checks = vec![
-        check(
+    let pg_programs: Vec<PathBuf> = pg
+        .iter()
+        .flat_map(|p| [p.join("pg_ctl"), p.join("postgres")])
+        .collect();
+    let barman_programs: Vec<PathBuf> = barman
+        .iter()
+        .flat_map(|b| {
+            [
+                b.join("barman-cloud-restore"),
+                b.join("barman-cloud-wal-restore"),
+            ]
+        })
+        .collect();
+    vec![
+        tool(
             "postgresql",
-            "local drills, sandbox",
             pg.clone(),
-            pg.as_ref().map(|p| p.join("pg_ctl")),
+            &pg_programs,
             "apt-get install -y postgresql (or set PGDRILL_PG_BIN)",
         ),
-        check(
+        tool(
             "barman-cloud",
-            "local drills, sandbox",
             barman.clone(),
-            barman.as_ref().map(|p| p.join("barman-cloud-backup")),
+            &barman_programs,
             "scripts/prereqs.sh (pip barman[cloud,azure] in .tools/barman)",
         ),
-        check(
+        present(
             "s3-endpoint (moto)",
             "sandbox, tests",
-            moto.clone(),
-            None,
+            tools::moto_server(),
             "scripts/prereqs.sh (pip moto[server] in .tools/moto)",
         ),
-        check(
+        present(
             "azure-endpoint (azurite)",
             "Azure sandbox, tests",
-            azurite.clone(),
-            None,
+            tools::azurite_blob(),
             "scripts/prereqs.sh (npm azurite in .tools/azurite)",
         ),
-        check(
+        present(
             "postgres user",
             "running PostgreSQL as root",
             tools::postgres_ids().map(|_| PathBuf::from("/etc/passwd")),
-            None,
             "create a 'postgres' user (the postgresql package does)",
         ),
-    ];
-    let required_missing =
-        checks.iter().take(2).any(|c| !c.found) || (tools::is_root() && !checks[4].found);
+        work_dir(
+            args.work_dir
+                .clone()
+                .unwrap_or_else(crate::drill::default_work_root),
+        ),
+    ]
+}
+
+fn print_table(checks: &[Check]) {
+    for c in checks {
+        let mark = if c.found {
+            "ok     "
+        } else if c.path.is_some() {
+            "BROKEN "
+        } else {
+            "MISSING"
+        };
+        let detail = match (&c.problem, &c.version, &c.path) {
+            (Some(p), _, _) => p.clone(),
+            (None, Some(v), _) => v.clone(),
+            (None, None, Some(p)) => p.display().to_string(),
+            (None, None, None) => format!("install: {}", c.hint),
+        };
+        println!("{mark} {:<26} {detail}   [{}]", c.component, c.required_for);
+    }
+    if let Some(dir) = tools::tools_dir() {
+        println!("tools folder: {}", dir.display());
+    }
+}
+
+pub fn doctor(args: DoctorArgs) -> Result<i32, Failure> {
+    let checks = checks(&args);
+    let required_missing = checks.iter().take(2).any(|c| !c.found)
+        || (tools::is_root() && !checks[4].found)
+        || !checks[5].found;
     match args.output {
         Output::Json => {
             let doc = serde_json::json!({ "schema": "pgdrill.doctor/v1", "ok": !required_missing, "checks": checks });
@@ -96,24 +186,11 @@ pub fn doctor(args: DoctorArgs) -> Result<i32, Failure> {
                 serde_json::to_string_pretty(&doc).expect("serializes")
             );
         }
-        Output::Table => {
-            for c in &checks {
-                let mark = if c.found { "ok     " } else { "MISSING" };
-                let detail = match (&c.version, &c.path) {
-                    (Some(v), _) => v.clone(),
-                    (None, Some(p)) => p.display().to_string(),
-                    (None, None) => format!("install: {}", c.hint),
-                };
-                println!("{mark} {:<26} {detail}   [{}]", c.component, c.required_for);
-            }
-            if let Some(dir) = tools::tools_dir() {
-                println!("tools folder: {}", dir.display());
-            }
-        }
+        Output::Table => print_table(&checks),
     }
     if required_missing {
         return Err(Failure::error(
-            "required prerequisites are missing; run scripts/prereqs.sh",
+            "required prerequisites are missing or unusable; see above (scripts/prereqs.sh installs them)",
         ));
     }
     Ok(exit::OK)

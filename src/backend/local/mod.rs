@@ -7,7 +7,8 @@ mod restore;
 mod scratch;
 mod start;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use self::configure::configure;
@@ -46,6 +47,23 @@ struct BarmanCloud {
     env: Vec<(String, String)>,
 }
 
+/// Every program the drill will execute runs as the user it will run as: a missing or
+/// unusable tool is pgdrill's problem (`error`), never the backup's. Checked once per process.
+fn usable(pg_bin: &Path, barman_bin: &Path) -> Result<(), String> {
+    static CHECKED: Mutex<Vec<(PathBuf, PathBuf)>> = Mutex::new(Vec::new());
+    let key = (pg_bin.to_path_buf(), barman_bin.to_path_buf());
+    if CHECKED.lock().is_ok_and(|c| c.contains(&key)) {
+        return Ok(());
+    }
+    for program in tools::drill_programs(pg_bin, barman_bin) {
+        tools::runs_as_postgres(&program)?;
+    }
+    if let Ok(mut checked) = CHECKED.lock() {
+        checked.push(key);
+    }
+    Ok(())
+}
+
 /// Restores and recovers; on success the scratch server is promoted and running.
 pub async fn recover(req: &LocalRequest) -> Result<ScratchServer, Failure> {
     let pg_bin = tools::pg_bin().ok_or_else(|| {
@@ -60,10 +78,12 @@ pub async fn recover(req: &LocalRequest) -> Result<ScratchServer, Failure> {
             "barman-cloud not found (see `pgdrill doctor`)",
         )
     })?;
+    usable(&pg_bin, &bin).map_err(|e| error(Stage::Restore, e))?;
     let mut guard = DirGuard::create(
         req.work_root.join(format!("pgdrill-{}", req.drill_id)),
         pg_bin,
     )?;
+    tools::postgres_can_use(&guard.dir).map_err(|e| error(Stage::Restore, e))?;
     let barman = BarmanCloud {
         bin,
         args: barman_args(&req.store).map_err(|e| error(Stage::Restore, e.to_string()))?,
