@@ -49,6 +49,9 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// A case's name, its environment, the work folder and what the evidence must name.
+type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str, &'a str);
+
 #[test]
 fn unusable_tools_and_work_folders_are_errors_not_fails() {
     let dir = tempfile::tempdir().unwrap();
@@ -66,7 +69,7 @@ fn unusable_tools_and_work_folders_are_errors_not_fails() {
     let unreadable = tools_without(root, "unreadable", None, 0o700);
     let (no_restore, unreadable) = (no_restore.to_str().unwrap(), unreadable.to_str().unwrap());
     let work_dir = work.to_str().unwrap();
-    let mut cases: Vec<(&str, Vec<(&str, &str)>, &str, &str)> = vec![
+    let mut cases: Vec<Case> = vec![
         (
             "no PostgreSQL binaries",
             vec![("PGDRILL_PG_BIN", "/nonexistent/bin")],
