@@ -121,7 +121,10 @@ pub async fn run_drill(
     r.backup_id = Some(ready.backup_id.clone());
     let server = match provision(loaded, store, catalog, plan, &ready, opts).await {
         Ok(s) => s,
-        Err(failure) => return finish(stop(r, failure), started),
+        Err(failure) => {
+            let failure = unless_store_gone(failure, store, &plan.lineage).await;
+            return finish(stop(r, failure), started);
+        }
     };
     let (restore, recovery) = server.times();
     r.durations.restore = restore.as_secs_f64();
@@ -131,6 +134,12 @@ pub async fn run_drill(
 
     let verify_started = Instant::now();
     r = verify_server(r, loaded, catalog, plan, ready, &server).await;
+    if r.verdict == Verdict::Fail
+        && let Some(why) = store_gone(store, &plan.lineage).await
+    {
+        let evidence = r.evidence.take().unwrap_or_default();
+        r = stop(r, store_error(Stage::Verify, &why, &evidence));
+    }
     r = check_rto(r, &loaded.scenario);
     r.durations.verify = verify_started.elapsed().as_secs_f64();
 
@@ -139,6 +148,49 @@ pub async fn run_drill(
     r = tear_down(r, server, keep).await;
     r.durations.teardown = teardown_started.elapsed().as_secs_f64();
     finish(r, started)
+}
+
+/// Why the store no longer answers for the lineage, if it does not.
+async fn store_gone(store: &StoreSpec, lineage: &str) -> Option<String> {
+    let opened = match store.open() {
+        Ok(s) => s,
+        Err(e) => return Some(e.to_string()),
+    };
+    let reader = crate::store::CatalogReader::new(&opened);
+    match tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        reader.reachable(lineage),
+    )
+    .await
+    {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some(format!("{}: no answer within 30s", store.destination_path)),
+    }
+}
+
+fn store_error(stage: Stage, why: &str, evidence: &str) -> Failure {
+    Failure::error(
+        stage,
+        format!(
+            "the object store stopped answering during the drill ({why}), so what PostgreSQL saw proves nothing about the backup: {evidence}"
+        ),
+    )
+}
+
+/// A failure while restoring or recovering is the backup's only if the store still answers:
+/// a store that went away mid-drill looks to PostgreSQL like missing WAL.
+async fn unless_store_gone(failure: Failure, store: &StoreSpec, lineage: &str) -> Failure {
+    let Failure::Fail {
+        stage, evidence, ..
+    } = &failure
+    else {
+        return failure;
+    };
+    match store_gone(store, lineage).await {
+        Some(why) => store_error(*stage, &why, evidence),
+        None => failure,
+    }
 }
 
 /// Where recovery ended, the counts and the SQL checks, on the recovered server.

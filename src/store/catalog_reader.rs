@@ -84,6 +84,11 @@ impl<'a> CatalogReader<'a> {
     }
 
     /// Folder names directly under `rel` (with a trailing-slash delimiter listing).
+    /// Whether the store still answers for a lineage: one listing of its folder.
+    pub async fn reachable(&self, server: &str) -> Result<(), ReadError> {
+        self.folders(server).await.map(|_| ())
+    }
+
     async fn folders(
         &self,
         rel: &str,
