@@ -33,7 +33,7 @@ fn drill_losing_the_store(marker: &str) -> Result<(), String> {
     )
     .unwrap();
     let work = tempfile::tempdir().unwrap();
-    let child = Command::new(BIN)
+    let mut child = Command::new(BIN)
         .args(["run", "-f", file.to_str().unwrap(), "--output", "json"])
         .args(["--work-dir", work.path().to_str().unwrap()])
         .args([
@@ -47,6 +47,8 @@ fn drill_losing_the_store(marker: &str) -> Result<(), String> {
     let started = Instant::now();
     while !reached(work.path(), marker) {
         if started.elapsed() > Duration::from_secs(90) {
+            let _ = child.kill();
+            let _ = child.wait();
             return Err(format!("{marker} never appeared"));
         }
         std::thread::sleep(Duration::from_millis(10));
