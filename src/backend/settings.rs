@@ -14,10 +14,14 @@ pub fn recovery_conf(
     port: u16,
     drill_dir: &Path,
     data_dir: &Path,
+    loopback: bool,
 ) -> String {
     let mut lines: Vec<(&str, String)> = vec![
         ("port", port.to_string()),
-        ("listen_addresses", quote("127.0.0.1")),
+        (
+            "listen_addresses",
+            quote(if loopback { "127.0.0.1" } else { "" }),
+        ),
         (
             "unix_socket_directories",
             quote(&drill_dir.display().to_string()),
@@ -49,8 +53,15 @@ pub fn recovery_conf(
     out
 }
 
-/// Only the drill may connect, over loopback.
-pub const PG_HBA: &str = "local all all trust\nhost all all 127.0.0.1/32 trust\n";
+/// Who may connect: through the socket, in a folder only PostgreSQL's user can enter; over
+/// loopback only for a server standing in for a pod (see `LocalRequest::listen_on_loopback`).
+pub fn pg_hba(loopback: bool) -> &'static str {
+    if loopback {
+        "local all all trust\nhost all all 127.0.0.1/32 trust\n"
+    } else {
+        "local all all trust\n"
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -64,10 +75,13 @@ mod tests {
             5432,
             Path::new("/d"),
             Path::new("/d/data"),
+            false,
         );
         assert!(conf.contains("archive_mode = off"));
         assert!(conf.contains("archive_command = 'false'"));
         assert!(conf.contains("recovery_target_action = 'promote'"));
         assert!(!conf.contains("recovery_target_time ="));
+        assert!(conf.contains("listen_addresses = ''"), "no TCP: {conf}");
+        assert!(!pg_hba(false).contains("host "));
     }
 }

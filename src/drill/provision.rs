@@ -22,7 +22,7 @@ pub enum Provisioned {
 impl Provisioned {
     pub fn conn(&self) -> PgConn {
         match self {
-            Provisioned::Local(s) => PgConn::local(s.port),
+            Provisioned::Local(s) => PgConn::local(&s.dir, s.port),
             Provisioned::Cnpg(s) => s.conn.clone(),
         }
     }
@@ -93,6 +93,7 @@ pub async fn provision(
             restore_timeout: scenario.timeouts.restore.0,
             recovery_timeout: scenario.timeouts.recovery.0,
             keep_on_failure,
+            listen_on_loopback: false,
         };
         return recover(&request)
             .await

@@ -27,10 +27,11 @@ impl std::fmt::Debug for PgConn {
 }
 
 impl PgConn {
-    /// The local backend's scratch server: trust authentication on loopback.
-    pub fn local(port: u16) -> Self {
+    /// The local backend's scratch server: its Unix socket in the drill folder, which only
+    /// PostgreSQL's user (and root) can enter.
+    pub fn local(socket_dir: &std::path::Path, port: u16) -> Self {
         Self {
-            host: "127.0.0.1".into(),
+            host: socket_dir.display().to_string(),
             port,
             user: "postgres".into(),
             password: None,

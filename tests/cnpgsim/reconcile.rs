@@ -256,6 +256,8 @@ pub async fn bootstrap(
             recovery_timeout: Duration::from_secs(120),
             // Keep the directory so the server log can go into the pod log.
             keep_on_failure: true,
+            // The simulated pod's port-forward reaches the server over TCP.
+            listen_on_loopback: true,
         };
         match recover(&req).await {
             Ok(s) => {

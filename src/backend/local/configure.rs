@@ -4,7 +4,7 @@ use std::path::Path;
 
 use super::scratch::DirGuard;
 use super::{BarmanCloud, LocalRequest};
-use crate::backend::settings::{PG_HBA, recovery_conf};
+use crate::backend::settings::{pg_hba, recovery_conf};
 use crate::backend::{Failure, Stage, error};
 use crate::tools;
 
@@ -18,10 +18,33 @@ pub(super) fn configure(
     let restore_cmd = wal_restore_command(req, barman);
     let port = crate::proc::free_port()
         .map_err(|e| error(Stage::Recover, format!("finding a free port: {e}")))?;
-    let conf = recovery_conf(&req.target, &restore_cmd, port, &guard.dir, &guard.data_dir);
+    // sun_path holds 107 bytes: a longer socket path would stop PostgreSQL at start.
+    let socket = guard.dir.join(format!(".s.PGSQL.{port}"));
+    if socket.as_os_str().len() > 107 {
+        return Err(error(
+            Stage::Recover,
+            format!(
+                "{} is too long for a Unix socket path (107 bytes): choose a shorter --work-dir",
+                socket.display()
+            ),
+        ));
+    }
+    let conf = recovery_conf(
+        &req.target,
+        &restore_cmd,
+        port,
+        &guard.dir,
+        &guard.data_dir,
+        req.listen_on_loopback,
+    );
     let data_dir = &guard.data_dir;
     write_owned(data_dir, "postgresql.auto.conf", &conf, true)?;
-    write_owned(data_dir, "pg_hba.conf", PG_HBA, false)?;
+    write_owned(
+        data_dir,
+        "pg_hba.conf",
+        pg_hba(req.listen_on_loopback),
+        false,
+    )?;
     write_owned(data_dir, "pg_ident.conf", "", true)?;
     write_owned(data_dir, "recovery.signal", "", false)?;
     Ok(port)

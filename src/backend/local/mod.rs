@@ -37,6 +37,9 @@ pub struct LocalRequest {
     pub recovery_timeout: Duration,
     /// Keep the directory (and the server) when recovery fails.
     pub keep_on_failure: bool,
+    /// Also listen on 127.0.0.1 with trust: only for a server that stands in for a pod behind
+    /// a port-forward (a simulated cluster). A drill's server listens on its socket only.
+    pub listen_on_loopback: bool,
 }
 
 /// How barman-cloud reaches the store: its bin directory, the arguments before

@@ -63,7 +63,8 @@ pub(super) struct DirGuard {
 }
 
 impl DirGuard {
-    /// Creates `dir` (readable by all, owned by the postgres user) and guards it.
+    /// Creates `dir` (owned by the postgres user, closed to everyone else: the server's socket
+    /// lives in it) and guards it.
     pub(super) fn create(dir: PathBuf, pg_bin: PathBuf) -> Result<Self, Failure> {
         let data_dir = dir.join("pgdata");
         std::fs::create_dir_all(&dir)
@@ -76,7 +77,7 @@ impl DirGuard {
             armed: true,
         };
         let dir = &guard.dir;
-        crate::proc::set_mode(dir, 0o755)
+        crate::proc::set_mode(dir, 0o700)
             .map_err(|e| error(Stage::Restore, format!("chmod {}: {e}", dir.display())))?;
         tools::give_to_postgres(dir)
             .map_err(|e| error(Stage::Restore, format!("chown {}: {e}", dir.display())))?;

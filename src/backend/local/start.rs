@@ -39,7 +39,7 @@ pub(super) async fn start_and_wait(
         if postmaster_pid(&guard.data_dir).is_none() {
             return Err(give_up(req, guard, recovery_failure(&read_log())));
         }
-        if crate::pg::promoted(&crate::pg::PgConn::local(port)).await {
+        if crate::pg::promoted(&crate::pg::PgConn::local(&guard.dir, port)).await {
             break;
         }
         if Instant::now() >= deadline {

@@ -1,0 +1,109 @@
+//! Nobody but pgdrill reaches a scratch server: it listens on a Unix socket in a folder only
+//! PostgreSQL's user can enter, not on TCP; even a server kept for a human (`keepOnFailure`)
+//! stays closed to other local users. Real sandbox: PostgreSQL, barman-cloud, S3 on loopback.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// `psql -c 'select 1'` to `host` as the OS user `as_user` (None: this process).
+fn psql(as_user: Option<&str>, host: &str, port: &str) -> bool {
+    let mut c = match as_user {
+        Some(u) => {
+            let mut c = Command::new("runuser");
+            c.args(["-u", u, "--", "psql"]);
+            c
+        }
+        None => Command::new("psql"),
+    };
+    c.args(["-h", host, "-p", port, "-U", "postgres", "-d", "postgres"])
+        .args(["-w", "-At", "-c", "select 1"])
+        .env("PGCONNECT_TIMEOUT", "3")
+        .output()
+        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "1")
+}
+
+#[test]
+fn another_local_user_cannot_reach_a_kept_scratch_server() {
+    if !is_root() {
+        eprintln!("skipped: needs root to act as another local user");
+        return;
+    }
+    let sb = Sandbox::up("s3");
+    sb.cmd(&["backup"]);
+    let text = std::fs::read_to_string(sb.dir.path().join("drill.yaml")).unwrap();
+    let source = &text[text.find("source:\n").unwrap()..text.find("lineages:").unwrap()];
+    let file = sb.dir.path().join("kept.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "apiVersion: pgdrill/v1\nname: kept\n{source}targets: [latest]\nkeepOnFailure: true\n\
+             checks:\n  sql:\n    - {{name: fails on purpose, query: select 1, expect: 2}}\n"
+        ),
+    )
+    .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let out = pgdrill(&[
+        "run",
+        "-f",
+        file.to_str().unwrap(),
+        "--output",
+        "json",
+        "--work-dir",
+        work.path().to_str().unwrap(),
+        "--report-dir",
+        sb.dir.path().join("reports").to_str().unwrap(),
+    ]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let kept = report["drills"][0]["kept_at"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        !kept.is_empty(),
+        "no kept server: {report}\n{}",
+        stderr(&out)
+    );
+    let data = Path::new(&kept).join("pgdata");
+    let pidfile = std::fs::read_to_string(data.join("postmaster.pid")).unwrap();
+    let port = pidfile.lines().nth(3).unwrap().trim().to_string();
+    let mut problems = Vec::new();
+    if !psql(None, &kept, &port) {
+        problems
+            .push("pgdrill's own user cannot reach the kept server (is it running?)".to_string());
+    }
+    if psql(Some("nobody"), &kept, &port) {
+        problems.push(format!(
+            "user nobody connected through the socket in {kept}"
+        ));
+    }
+    if psql(Some("nobody"), "127.0.0.1", &port) {
+        problems.push(format!("user nobody connected over TCP to port {port}"));
+    }
+    let _ = Command::new("runuser")
+        .args([
+            "-u",
+            "postgres",
+            "--",
+            "/usr/lib/postgresql/15/bin/pg_ctl",
+            "-D",
+        ])
+        .arg(&data)
+        .args(["-m", "immediate", "-w", "stop"])
+        .status();
+    let _ = std::fs::remove_dir_all(&kept);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
