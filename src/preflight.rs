@@ -148,7 +148,7 @@ impl Chain<'_> {
         Refusal {
             cause: Cause::WalGap,
             message: format!(
-                "WAL segment {missing_wal} is missing from {}{next}: {why}",
+                "WAL segment {missing_wal} is missing from {}: {why}{next}",
                 self.catalog.server_name
             ),
             missing_wal: Some(missing_wal),
@@ -239,7 +239,7 @@ fn to_latest(chain: &Chain, ready: &mut Ready) -> Result<(), Refusal> {
     if chain.open.is_gap()
         && let Some(missing) = chain.open.missing
     {
-        let why = "recovery to latest would stop there silently";
+        let why = "recovery to latest would stop silently just before it";
         return Err(chain.gap(missing, chain.open.next_present, why));
     }
     let archive = &chain.catalog.archive;

@@ -235,6 +235,7 @@ fn local_drills_pass_fail_and_error_as_promised() {
         ("check_failed", check_failed),
         ("keep_on_failure", keep_on_failure),
         ("target_beyond_archive", target_beyond_archive),
+        ("kept_after_recovery_failed", kept_after_recovery_failed),
         ("unreachable_store", unreachable_store),
         ("wal_gap", wal_gap),
         ("recovery_truncated", recovery_truncated),
@@ -398,6 +399,49 @@ fn target_beyond_archive(cx: &Shared) -> Result<(), String> {
     );
     ensure!(d["recovery"].is_null());
     ensure_eq!(d["durations"]["restore"], 0.0);
+    Ok(())
+}
+
+/// A server kept after recovery itself failed is named in the report, with the time spent.
+fn kept_after_recovery_failed(cx: &Shared) -> Result<(), String> {
+    let work = tempfile::tempdir().unwrap();
+    let out = pgdrill(&[
+        "run",
+        "-f",
+        beyond(&cx.sb).to_str().unwrap(),
+        "--output",
+        "json",
+        "--skip-preflight",
+        "--keep-on-failure",
+        "--work-dir",
+        work.path().to_str().unwrap(),
+    ]);
+    let report = json(&out);
+    let d = drill(&report, "time:2999-01-01T00:00:00Z");
+    let kept = d["kept_at"].as_str().unwrap_or_default().to_string();
+    if !kept.is_empty() {
+        let pg_ctl = pgdrill::tools::pg_bin().unwrap().join("pg_ctl");
+        let _ = pgdrill::tools::as_postgres(&pg_ctl)
+            .arg("-D")
+            .arg(Path::new(&kept).join("pgdata"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .status();
+        let _ = std::fs::remove_dir_all(&kept);
+    }
+    ensure_eq!(
+        (d["cause"].as_str(), d["stage"].as_str()),
+        (Some("target_beyond_archive"), Some("recover"))
+    );
+    ensure!(
+        kept.starts_with(work.path().to_str().unwrap()),
+        "kept_at: {}",
+        d["kept_at"]
+    );
+    ensure!(
+        d["durations"]["rto"].as_f64().unwrap_or(0.0) > 0.0,
+        "{}",
+        d["durations"]
+    );
     Ok(())
 }
 

@@ -119,9 +119,29 @@ pub async fn run_drill(
         }
     };
     r.backup_id = Some(ready.backup_id.clone());
+    let provision_started = Instant::now();
     let server = match provision(loaded, store, catalog, plan, &ready, opts).await {
         Ok(s) => s,
         Err(failure) => {
+            let spent = provision_started.elapsed().as_secs_f64();
+            r.durations.rto = spent;
+            if matches!(
+                failure,
+                Failure::Fail {
+                    stage: Stage::Restore,
+                    ..
+                } | Failure::Error {
+                    stage: Stage::Restore,
+                    ..
+                }
+            ) {
+                r.durations.restore = spent;
+            }
+            let keep = opts.keep_on_failure || loaded.scenario.keep_on_failure;
+            let local_dir = opts.work_root.join(format!("pgdrill-{}", plan.drill_id));
+            if keep && opts.cnpg.is_none() && local_dir.exists() {
+                r.kept_at = Some(local_dir.display().to_string());
+            }
             let failure = unless_store_gone(failure, store, &plan.lineage).await;
             return finish(stop(r, failure), started);
         }
