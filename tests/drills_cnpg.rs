@@ -6,6 +6,8 @@ mod cnpgsim;
 mod common;
 mod kubesim;
 
+use std::cell::Cell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -130,8 +132,59 @@ fn labelled_pgdrill(store: &Store, res: &ResourceKey) -> Vec<String> {
         .collect()
 }
 
+/// `assert!` inside a case: fails that case and lets the others run.
+macro_rules! ensure {
+    ($cond:expr $(,)?) => {{
+        let holds: bool = $cond;
+        if !holds {
+            return Err(format!("not true: {}", stringify!($cond)));
+        }
+    }};
+    ($cond:expr, $($msg:tt)+) => {{
+        let holds: bool = $cond;
+        if !holds {
+            return Err(format!("not true: {}: {}", stringify!($cond), format_args!($($msg)+)));
+        }
+    }};
+}
+
+/// `assert_eq!` inside a case: fails that case and lets the others run.
+macro_rules! ensure_eq {
+    ($left:expr, $right:expr $(,)?) => {
+        ensure_eq!($left, $right, "")
+    };
+    ($left:expr, $right:expr, $($msg:tt)+) => {{
+        let (left, right) = (&$left, &$right);
+        if *left != *right {
+            return Err(format!(
+                "{} == {}\n   left: {left:?}\n  right: {right:?}\n  {}",
+                stringify!($left),
+                stringify!($right),
+                format_args!($($msg)+)
+            ));
+        }
+    }};
+}
+
+type Case<T> = fn(&T) -> Result<(), String>;
+
+/// Runs every case in order, a panic included, and returns one line per failed case, named.
+fn failures<T>(shared: &T, cases: &[(&str, Case<T>)]) -> Vec<String> {
+    cases
+        .iter()
+        .filter_map(|(name, case)| {
+            let outcome = catch_unwind(AssertUnwindSafe(|| case(shared))).unwrap_or_else(|panic| {
+                let msg = (panic.downcast_ref::<String>().cloned())
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
+                Err(format!("panicked: {}", msg.unwrap_or_default()))
+            });
+            outcome.err().map(|e| format!("[{name}] {e}"))
+        })
+        .collect()
+}
+
 /// Nothing of any drill is left: no drill namespace, Cluster, ObjectStore, Secret or PVC.
-fn assert_clean(store: &Store) {
+fn clean(store: &Store) -> Result<(), String> {
     let ok = store.wait_for(Duration::from_secs(10), |s| {
         [
             ResourceKey::namespaces(),
@@ -143,7 +196,7 @@ fn assert_clean(store: &Store) {
         .all(|r| labelled_pgdrill(s, r).is_empty())
             && s.list(&ResourceKey::pvcs(), None).is_empty()
     });
-    assert!(
+    ensure!(
         ok,
         "drill objects left: namespaces {:?} clusters {:?} secrets {:?} pvcs {:?}",
         labelled_pgdrill(store, &ResourceKey::namespaces()),
@@ -151,6 +204,7 @@ fn assert_clean(store: &Store) {
         labelled_pgdrill(store, &ResourceKey::secrets()),
         store.list(&ResourceKey::pvcs(), None).len()
     );
+    Ok(())
 }
 
 /// Full-recovery job pods the operator created over the simulator's life.
@@ -163,90 +217,138 @@ fn recovery_pods_created(store: &Store) -> usize {
         .count()
 }
 
-#[test]
-fn cnpg_drills_restore_verify_and_tear_down_on_the_simulator() {
-    let sb = Sandbox::up("s3");
-    let sim = KubeSim::start(SimOptions::default());
-    // pgdrill authenticates with the kubeconfig's token: anonymous requests are refused.
-    sim.require_token(true);
-    let operator = Operator::start(sim.store.clone(), OperatorOptions::default());
-    seed_source(&sim.store, &sb);
-    sb.cmd(&["backup"]);
-    sb.cmd(&[
-        "workload",
-        "--batches",
-        "2",
-        "--rows",
-        "300",
-        "--interval-ms",
-        "1100",
-    ]);
-    sb.cmd(&["backup"]);
-    let dir = sb.dir.path();
-    let scenario = write(
-        dir,
-        "cnpg.yaml",
-        "apiVersion: pgdrill/v1\nname: cnpg\nsource:\n  cluster: {namespace: prod, name: app}\n\
-         lineages: [app-v1]\nbackend: cnpg\ncnpg:\n  enableSuperuserAccess: true\n\
-         targets:\n  - latest\n  - baseline: before-batch-3\nchecks:\n  baseline: baseline.json\n\
-         timeouts: {restore: 5m, recovery: 5m}\n",
-    );
-    let url = sb.var("PGDRILL_SOURCE_URL");
-    let out = pgdrill_env(
-        &[
-            "baseline",
-            "record",
-            "-f",
-            scenario.to_str().unwrap(),
-            "--name",
-            "before-batch-3",
-            "--restore-point",
-            "--switch-wal",
-            "--configmap",
-            "pgdrill-baselines",
-        ],
-        &[
-            ("PGDRILL_SOURCE_URL", &url),
-            ("KUBECONFIG", sim.kubeconfig.to_str().unwrap()),
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    // The baseline is also kept in the cluster, where a CronJob can mount it.
-    let cm = sim
-        .store
-        .get(
-            &ResourceKey::configmaps(),
-            Some("default"),
-            "pgdrill-baselines",
-        )
-        .expect("baselines ConfigMap");
-    let stored: Value =
-        serde_json::from_str(cm["data"]["before-batch-3.json"].as_str().unwrap()).unwrap();
-    assert_eq!(stored["counts"]["public.accounts"], 600);
-    sb.cmd(&[
-        "workload",
-        "--batches",
-        "2",
-        "--rows",
-        "300",
-        "--interval-ms",
-        "1100",
-    ]);
+/// One sandbox archive, one simulator and one operator for every case of
+/// `cnpg_drills_restore_verify_and_tear_down_on_the_simulator`: two backups, a baseline at
+/// restore point `before-batch-3` (also kept in a ConfigMap), 600 more rows after it, the
+/// leftovers of crashed runs, and a first run of `latest` and the baseline through the plugin.
+struct Drills {
+    _operator: Operator,
+    sim: KubeSim,
+    sb: Sandbox,
+    reports: PathBuf,
+    /// `run` of cnpg.yaml (latest and baseline:before-batch-3), with a history ConfigMap.
+    run: Output,
+    report: Value,
+    /// In-tree recovery in the fixed namespace `drills`, to a time an hour past the archive.
+    intree: PathBuf,
+    /// How many requests the simulator had logged before the first fixed-namespace run.
+    fixed_from: Cell<Option<usize>>,
+}
 
-    // A namespace a crashed run left hours ago, and a fresh one another run is using.
+impl Drills {
+    fn up() -> Self {
+        let sb = Sandbox::up("s3");
+        let sim = KubeSim::start(SimOptions::default());
+        // pgdrill authenticates with the kubeconfig's token: anonymous requests are refused.
+        sim.require_token(true);
+        let operator = Operator::start(sim.store.clone(), OperatorOptions::default());
+        seed_source(&sim.store, &sb);
+        let workload = [
+            "workload",
+            "--batches",
+            "2",
+            "--rows",
+            "300",
+            "--interval-ms",
+            "1100",
+        ];
+        sb.cmd(&["backup"]);
+        sb.cmd(&workload);
+        sb.cmd(&["backup"]);
+        let dir = sb.dir.path();
+        let scenario = write(
+            dir,
+            "cnpg.yaml",
+            "apiVersion: pgdrill/v1\nname: cnpg\nsource:\n  cluster: {namespace: prod, name: app}\n\
+             lineages: [app-v1]\nbackend: cnpg\ncnpg:\n  enableSuperuserAccess: true\n\
+             targets:\n  - latest\n  - baseline: before-batch-3\nchecks:\n  baseline: baseline.json\n\
+             timeouts: {restore: 5m, recovery: 5m}\n",
+        );
+        let url = sb.var("PGDRILL_SOURCE_URL");
+        let out = pgdrill_env(
+            &[
+                "baseline",
+                "record",
+                "-f",
+                scenario.to_str().unwrap(),
+                "--name",
+                "before-batch-3",
+                "--restore-point",
+                "--switch-wal",
+                "--configmap",
+                "pgdrill-baselines",
+            ],
+            &[
+                ("PGDRILL_SOURCE_URL", &url),
+                ("KUBECONFIG", sim.kubeconfig.to_str().unwrap()),
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        sb.cmd(&workload);
+        seed_crashed_runs(&sim.store);
+
+        // latest and PITR to the baseline, through the plugin, from the live Cluster.
+        let reports = dir.join("reports");
+        let run = pgdrill_k(
+            &sim,
+            &[
+                "run",
+                "-f",
+                scenario.to_str().unwrap(),
+                "--output",
+                "json",
+                "--report-dir",
+                reports.to_str().unwrap(),
+                "--history-configmap",
+                "pgdrill-history",
+            ],
+        );
+        let report: Value = serde_json::from_slice(&run.stdout).unwrap_or(Value::Null);
+        let past = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)).to_string();
+        let intree = write(
+            dir,
+            "intree.yaml",
+            &format!(
+                "apiVersion: pgdrill/v1\nname: intree\nsource:\n  barmanObjectStore:\n    destinationPath: {}\n    endpointURL: {}\n    \
+                 s3Credentials:\n      accessKeyId: {{name: sandbox-s3, key: ACCESS_KEY_ID}}\n      secretAccessKey: {{name: sandbox-s3, key: ACCESS_SECRET_KEY}}\n  \
+                 secretsNamespace: prod\nlineages: [app-v1]\nbackend: cnpg\ncnpg: {{recoveryPath: inTree, namespace: drills, enableSuperuserAccess: true}}\n\
+                 targets:\n  - time: \"{past}\"\n",
+                sb.var("PGDRILL_DESTINATION_PATH"),
+                sb.var("PGDRILL_ENDPOINT_URL")
+            ),
+        );
+        Drills {
+            _operator: operator,
+            sim,
+            sb,
+            reports,
+            run,
+            report,
+            intree,
+            fixed_from: Cell::new(None),
+        }
+    }
+
+    fn stderr(&self) -> String {
+        stderr(&self.run)
+    }
+}
+
+/// A namespace a crashed run left hours ago, with a PVC; and a drill Cluster a crashed run
+/// left in the fixed namespace `drills`, with its Secret and PVC.
+fn seed_crashed_runs(store: &Store) {
     let expired = json!({"pgdrill.io/expires-at": "2026-01-01T00:00:00Z"});
     let managed = json!({"app.kubernetes.io/managed-by": "pgdrill", "pgdrill.io/drill-id": "old"});
-    sim.store
+    store
         .create(
             &ResourceKey::namespaces(),
             namespace("pgdrill-crashed", managed.clone(), expired),
         )
         .unwrap();
-    sim.store.create(&ResourceKey::pvcs(), json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+    store.create(&ResourceKey::pvcs(), json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
         "metadata": {"name": "drill-x-1", "namespace": "pgdrill-crashed", "labels": {"cnpg.io/cluster": "drill-x"}}})).unwrap();
 
-    // And a drill Cluster a crashed run left in a fixed namespace, with its Secret and PVC.
-    sim.store
+    store
         .create(
             &ResourceKey::namespaces(),
             namespace("drills", json!({}), json!({})),
@@ -257,94 +359,169 @@ fn cnpg_drills_restore_verify_and_tear_down_on_the_simulator() {
         json!({"name": name, "namespace": "drills", "labels": old.clone(),
                                    "annotations": {"pgdrill.io/expires-at": "2026-01-01T00:00:00Z"}})
     };
-    sim.store
+    store
         .create(
             &ResourceKey::cnpg_clusters(),
             json!({"apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster",
         "metadata": meta("drill-old2"), "spec": {"instances": 1}}),
         )
         .unwrap();
-    sim.store
+    store
         .create(
             &ResourceKey::secrets(),
             json!({"apiVersion": "v1", "kind": "Secret", "metadata": meta("drill-old2-creds")}),
         )
         .unwrap();
-    sim.store.create(&ResourceKey::pvcs(), json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+    store.create(&ResourceKey::pvcs(), json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
         "metadata": {"name": "drill-old2-1", "namespace": "drills", "labels": {"cnpg.io/cluster": "drill-old2"}}})).unwrap();
+}
 
-    // latest and PITR to the baseline, through the plugin, from the live Cluster.
-    let reports = dir.join("reports");
-    let out = pgdrill_k(
-        &sim,
-        &[
-            "run",
-            "-f",
-            scenario.to_str().unwrap(),
-            "--output",
-            "json",
-            "--report-dir",
-            reports.to_str().unwrap(),
-            "--history-configmap",
-            "pgdrill-history",
-        ],
-    );
-    let err = stderr(&out);
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    assert_eq!(out.status.code(), Some(0), "{err}\n{report}");
+#[test]
+fn cnpg_drills_restore_verify_and_tear_down_on_the_simulator() {
+    let shared = Drills::up();
+    // Order matters: every case shares the simulator, whose objects, Events, history
+    // ConfigMap and request log each run adds to. The first six read the setup's run, so
+    // they come before any other run (the next run adds an Event, the in-tree run a history
+    // entry, and each run must start clean); `drill_clusters_*` counts the Clusters of the
+    // first two runs, before the in-tree ones; `in_tree_*` marks where the fixed-namespace
+    // requests start and counts the history of the runs before it; the RBAC cases check the
+    // requests of every run, so they come last.
+    let cases: &[(&str, Case<Drills>)] = &[
+        ("baseline_kept_in_a_configmap", baseline_kept_in_a_configmap),
+        ("crashed_runs_are_swept", crashed_runs_are_swept),
+        ("progress_shows_cnpg_phase", progress_shows_cnpg_phase),
+        ("latest_and_baseline_pass", latest_and_baseline_pass),
+        ("nothing_left_after_the_run", nothing_left_after_the_run),
+        ("source_cluster_gets_an_event", source_cluster_gets_an_event),
+        ("history_holds_both_drills", history_holds_both_drills),
+        ("checks_connect_as_the_owner", checks_connect_as_the_owner),
+        (
+            "drill_clusters_name_the_server_and_do_not_archive",
+            drill_clusters_name_the_server_and_do_not_archive,
+        ),
+        (
+            "in_tree_target_beyond_archive_fails_at_the_first_attempt",
+            in_tree_target_beyond_archive_fails_at_the_first_attempt,
+        ),
+        (
+            "preflight_refuses_target_beyond_archive",
+            preflight_refuses_target_beyond_archive,
+        ),
+        (
+            "rbac_grants_exactly_what_is_used",
+            rbac_grants_exactly_what_is_used,
+        ),
+        (
+            "fixed_namespace_runs_need_only_its_roles",
+            fixed_namespace_runs_need_only_its_roles,
+        ),
+    ];
+    let failed = failures(&shared, cases);
     assert!(
+        failed.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failed.len(),
+        cases.len(),
+        failed.join("\n")
+    );
+}
+
+/// The baseline is also kept in the cluster, where a CronJob can mount it.
+fn baseline_kept_in_a_configmap(cx: &Drills) -> Result<(), String> {
+    let cm = cx
+        .sim
+        .store
+        .get(
+            &ResourceKey::configmaps(),
+            Some("default"),
+            "pgdrill-baselines",
+        )
+        .ok_or("no baselines ConfigMap")?;
+    let stored: Value =
+        serde_json::from_str(cm["data"]["before-batch-3.json"].as_str().unwrap()).unwrap();
+    ensure_eq!(stored["counts"]["public.accounts"], 600);
+    Ok(())
+}
+
+/// The run swept the expired namespace and the expired drill Cluster of crashed runs.
+fn crashed_runs_are_swept(cx: &Drills) -> Result<(), String> {
+    let err = cx.stderr();
+    ensure!(
         err.contains("swept Namespace pgdrill-crashed/pgdrill-crashed"),
         "{err}"
     );
-    assert!(err.contains("swept Cluster drills/drill-old2"), "{err}");
-    assert!(
+    ensure!(err.contains("swept Cluster drills/drill-old2"), "{err}");
+    Ok(())
+}
+
+fn progress_shows_cnpg_phase(cx: &Drills) -> Result<(), String> {
+    let err = cx.stderr();
+    ensure!(
         err.contains("CNPG: Setting up primary"),
         "progress shows CNPG's phase: {err}"
     );
-    assert_eq!(report["backend"], "cnpg");
-    let latest = drill(&report, "latest");
-    assert_eq!(latest["verdict"], "pass", "{latest}");
-    assert_eq!(
+    Ok(())
+}
+
+/// latest passes with counts ≥ baseline, the baseline point with exact counts; where
+/// recovery ended came from the full-recovery pod's log.
+fn latest_and_baseline_pass(cx: &Drills) -> Result<(), String> {
+    let report = &cx.report;
+    ensure_eq!(cx.run.status.code(), Some(0), "{}\n{report}", cx.stderr());
+    ensure_eq!(report["backend"], "cnpg");
+    let latest = drill(report, "latest");
+    ensure_eq!(latest["verdict"], "pass", "{latest}");
+    ensure_eq!(
         count(latest, "public.accounts"),
         (">= 600".into(), "1200".into())
     );
-    let exact = drill(&report, "baseline:before-batch-3");
-    assert_eq!(exact["verdict"], "pass", "{exact}");
-    assert_eq!(
+    let exact = drill(report, "baseline:before-batch-3");
+    ensure_eq!(exact["verdict"], "pass", "{exact}");
+    ensure_eq!(
         count(exact, "public.accounts"),
         ("600".into(), "600".into())
     );
-    assert_eq!(
+    ensure_eq!(
         count(exact, "public.events"),
         ("1200".into(), "1200".into())
     );
-    // Where recovery ended came from the full-recovery pod's log.
-    assert!(latest["recovery"]["redo_done"].is_string(), "{latest}");
-    assert!(
+    ensure!(latest["recovery"]["redo_done"].is_string(), "{latest}");
+    ensure!(
         exact["recovery"]["stop_reason"]
             .as_str()
             .unwrap_or("")
             .starts_with("recovery stopping"),
         "{exact}"
     );
-    assert_clean(&sim.store);
-    // The source Cluster got an Event, and the history ConfigMap the two drills.
-    let events: Vec<Value> = sim.store.list(&ResourceKey::events(), Some("prod"));
-    let passed = events
-        .iter()
-        .find(|e| e["reason"] == "DrillPassed")
-        .unwrap_or_else(|| panic!("{events:?}"));
-    assert_eq!(passed["involvedObject"]["name"], "app");
-    assert_eq!(passed["involvedObject"]["kind"], "Cluster");
-    assert!(
+    Ok(())
+}
+
+fn nothing_left_after_the_run(cx: &Drills) -> Result<(), String> {
+    clean(&cx.sim.store)
+}
+
+/// The source Cluster got an Event saying how the drills went.
+fn source_cluster_gets_an_event(cx: &Drills) -> Result<(), String> {
+    let events: Vec<Value> = cx.sim.store.list(&ResourceKey::events(), Some("prod"));
+    let Some(passed) = events.iter().find(|e| e["reason"] == "DrillPassed") else {
+        return Err(format!("no DrillPassed Event: {events:?}"));
+    };
+    ensure_eq!(passed["involvedObject"]["name"], "app");
+    ensure_eq!(passed["involvedObject"]["kind"], "Cluster");
+    ensure!(
         passed["message"]
             .as_str()
             .unwrap()
             .contains("2 pass, 0 fail"),
         "{passed}"
     );
+    Ok(())
+}
+
+/// The history ConfigMap holds the two drills of the run.
+fn history_holds_both_drills(cx: &Drills) -> Result<(), String> {
     let history = pgdrill_k(
-        &sim,
+        &cx.sim,
         &[
             "history",
             "--configmap",
@@ -354,34 +531,43 @@ fn cnpg_drills_restore_verify_and_tear_down_on_the_simulator() {
         ],
     );
     let entries = json(&history)["entries"].as_array().unwrap().clone();
-    assert_eq!(entries.len(), 2, "{}", stderr(&history));
-    assert_eq!(entries[0]["verdict"], "pass");
-    assert_eq!(entries[1]["rows"]["public.accounts"], 600);
-    assert!(entries[0]["rto_seconds"].as_f64().unwrap() > 0.0);
-    // By default checks connect as the owner, with the password from `<cluster>-app`.
+    ensure_eq!(entries.len(), 2, "{}", stderr(&history));
+    ensure_eq!(entries[0]["verdict"], "pass");
+    ensure_eq!(entries[1]["rows"]["public.accounts"], 600);
+    ensure!(entries[0]["rto_seconds"].as_f64().unwrap() > 0.0);
+    Ok(())
+}
+
+/// By default checks connect as the owner, with the password from `<cluster>-app`.
+fn checks_connect_as_the_owner(cx: &Drills) -> Result<(), String> {
     let owner = write(
-        dir,
+        cx.sb.dir.path(),
         "owner.yaml",
         "apiVersion: pgdrill/v1\nname: owner\nsource:\n  cluster: {namespace: prod, name: app}\n\
          lineages: [app-v1]\nbackend: cnpg\ntargets: [latest]\nchecks:\n  database: app\n  sql:\n    \
          - {name: connected as the owner, query: select current_user, op: \"==\", expect: app}\n",
     );
     let out = pgdrill_k(
-        &sim,
+        &cx.sim,
         &["run", "-f", owner.to_str().unwrap(), "--output", "json"],
     );
     let d = &json(&out)["drills"][0];
-    assert_eq!(out.status.code(), Some(0), "{}\n{d}", stderr(&out));
+    ensure_eq!(out.status.code(), Some(0), "{}\n{d}", stderr(&out));
     let check = d["checks"]
         .as_array()
         .unwrap()
         .iter()
         .find(|c| c["kind"] == "sql")
         .unwrap();
-    assert_eq!(check["actual"], "app", "{d}");
-    assert_clean(&sim.store);
-    // The drill Clusters were applied with an explicit serverName and no archiving.
-    let applied: Vec<Value> = sim
+    ensure_eq!(check["actual"], "app", "{d}");
+    clean(&cx.sim.store)
+}
+
+/// The drill Clusters of the three plugin drills were applied with an explicit serverName
+/// and no archiving.
+fn drill_clusters_name_the_server_and_do_not_archive(cx: &Drills) -> Result<(), String> {
+    let applied: Vec<Value> = cx
+        .sim
         .store
         .history()
         .into_iter()
@@ -390,113 +576,112 @@ fn cnpg_drills_restore_verify_and_tear_down_on_the_simulator() {
         .filter(|o| o["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "pgdrill")
         .filter(|o| o["spec"]["bootstrap"].is_object())
         .collect();
-    assert_eq!(applied.len(), 3);
+    ensure_eq!(applied.len(), 3);
     for c in &applied {
-        assert_eq!(
+        ensure_eq!(
             c["spec"]["externalClusters"][0]["plugin"]["parameters"]["serverName"],
             "app-v1"
         );
-        assert!(
+        ensure!(
             c["spec"]["backup"].is_null() && c["spec"]["plugins"].is_null(),
             "{c}"
         );
     }
+    Ok(())
+}
 
-    // In-tree recovery in a fixed namespace, Secrets read from `prod`, a target past the
-    // archive: PostgreSQL's FATAL in the pod log decides, at the first failed attempt.
-    let past = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)).to_string();
-    let intree = write(
-        dir,
-        "intree.yaml",
-        &format!(
-            "apiVersion: pgdrill/v1\nname: intree\nsource:\n  barmanObjectStore:\n    destinationPath: {}\n    endpointURL: {}\n    \
-             s3Credentials:\n      accessKeyId: {{name: sandbox-s3, key: ACCESS_KEY_ID}}\n      secretAccessKey: {{name: sandbox-s3, key: ACCESS_SECRET_KEY}}\n  \
-             secretsNamespace: prod\nlineages: [app-v1]\nbackend: cnpg\ncnpg: {{recoveryPath: inTree, namespace: drills, enableSuperuserAccess: true}}\n\
-             targets:\n  - time: \"{past}\"\n",
-            sb.var("PGDRILL_DESTINATION_PATH"),
-            sb.var("PGDRILL_ENDPOINT_URL")
-        ),
-    );
-    let before = recovery_pods_created(&sim.store);
-    let fixed_from = sim.store.requests().len();
+/// In-tree recovery in a fixed namespace, Secrets read from `prod`, a target past the
+/// archive: PostgreSQL's FATAL in the pod log decides, at the first failed attempt.
+fn in_tree_target_beyond_archive_fails_at_the_first_attempt(cx: &Drills) -> Result<(), String> {
+    let store = &cx.sim.store;
+    let before = recovery_pods_created(store);
+    cx.fixed_from.set(Some(store.requests().len()));
     let out = pgdrill_k(
-        &sim,
+        &cx.sim,
         &[
             "run",
             "-f",
-            intree.to_str().unwrap(),
+            cx.intree.to_str().unwrap(),
             "--output",
             "json",
             "--skip-preflight",
             "--report-dir",
-            reports.to_str().unwrap(),
+            cx.reports.to_str().unwrap(),
             "--history-configmap",
             "pgdrill-history",
         ],
     );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    assert_eq!(out.status.code(), Some(1), "{}\n{report}", stderr(&out));
+    ensure_eq!(out.status.code(), Some(1), "{}\n{report}", stderr(&out));
     let d = &report["drills"][0];
-    assert_eq!(d["verdict"], "fail");
-    assert_eq!(d["cause"], "target_beyond_archive", "{d}");
+    ensure_eq!(d["verdict"], "fail");
+    ensure_eq!(d["cause"], "target_beyond_archive", "{d}");
     let evidence = d["evidence"].as_str().unwrap();
-    assert!(
+    ensure!(
         evidence.contains("recovery ended before configured recovery target was reached")
             && evidence.contains("full-recovery"),
         "{evidence}"
     );
-    let attempts = recovery_pods_created(&sim.store) - before;
-    assert!(
+    let attempts = recovery_pods_created(store) - before;
+    ensure!(
         (1..=2).contains(&attempts),
         "pgdrill stops CNPG's retries at the first decisive failure; saw {attempts} attempts"
     );
-    assert_clean(&sim.store);
-    assert!(
-        sim.store
+    clean(store)?;
+    ensure!(
+        store
             .get(&ResourceKey::namespaces(), None, "drills")
             .is_some(),
         "a fixed namespace is not deleted"
     );
-    let history = pgdrill_k(&sim, &["history", "--configmap", "pgdrill-history"]);
+    let history = pgdrill_k(&cx.sim, &["history", "--configmap", "pgdrill-history"]);
     let table = stdout(&history);
-    assert_eq!(table.matches("app-v1").count(), 3, "{table}");
-    assert!(table.contains("fail (target_beyond_archive)"), "{table}");
+    ensure_eq!(table.matches("app-v1").count(), 3, "{table}");
+    ensure!(table.contains("fail (target_beyond_archive)"), "{table}");
+    Ok(())
+}
 
-    // Without preflight skipped, the same target is refused before anything is applied.
-    let applied_before = sim
-        .store
-        .history()
-        .iter()
-        .filter(|e| e.res.plural == "clusters")
-        .count();
-    let out = pgdrill_k(
-        &sim,
-        &[
-            "run",
-            "-f",
-            intree.to_str().unwrap(),
-            "--output",
-            "json",
-            "--report-dir",
-            reports.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(json(&out)["drills"][0]["cause"], "target_beyond_archive");
-    assert_eq!(
-        sim.store
+/// Without preflight skipped, the same target is refused before anything is applied.
+fn preflight_refuses_target_beyond_archive(cx: &Drills) -> Result<(), String> {
+    let clusters = || {
+        cx.sim
+            .store
             .history()
             .iter()
             .filter(|e| e.res.plural == "clusters")
-            .count(),
-        applied_before
+            .count()
+    };
+    let applied_before = clusters();
+    let out = pgdrill_k(
+        &cx.sim,
+        &[
+            "run",
+            "-f",
+            cx.intree.to_str().unwrap(),
+            "--output",
+            "json",
+            "--report-dir",
+            cx.reports.to_str().unwrap(),
+        ],
     );
+    ensure_eq!(out.status.code(), Some(1));
+    ensure_eq!(json(&out)["drills"][0]["cause"], "target_beyond_archive");
+    ensure_eq!(clusters(), applied_before);
+    Ok(())
+}
 
-    // RBAC: every request the backend made is granted by deploy/, and nothing granted is unused.
-    check_rbac(&sim.store);
-    // The fixed-namespace runs needed nothing beyond the Roles of that overlay.
-    check_fixed_namespace_roles(&sim.store.requests()[fixed_from..]);
-    drop(operator);
+/// RBAC: every request the backend made is granted by deploy/, and nothing granted is unused.
+fn rbac_grants_exactly_what_is_used(cx: &Drills) -> Result<(), String> {
+    check_rbac(&cx.sim.store)
+}
+
+/// The fixed-namespace runs needed nothing beyond the Roles of that overlay.
+fn fixed_namespace_runs_need_only_its_roles(cx: &Drills) -> Result<(), String> {
+    let from = cx
+        .fixed_from
+        .get()
+        .ok_or("the fixed-namespace runs did not start")?;
+    check_fixed_namespace_roles(&cx.sim.store.requests()[from..])
 }
 
 /// (verb, apiGroup, resource[/subresource]) the backend used, from the simulator's log. A
@@ -557,11 +742,11 @@ fn granted_permissions() -> std::collections::BTreeSet<(String, String, String)>
     granted
 }
 
-fn check_rbac(store: &Store) {
+fn check_rbac(store: &Store) -> Result<(), String> {
     let used = used_permissions(store);
     let granted = granted_permissions();
     let missing: Vec<_> = used.difference(&granted).collect();
-    assert!(
+    ensure!(
         missing.is_empty(),
         "used but not granted by deploy/base/rbac.yaml: {missing:?}"
     );
@@ -572,10 +757,11 @@ fn check_rbac(store: &Store) {
         .difference(&used)
         .filter(|(v, g, r)| !elsewhere.contains(&(v.as_str(), g.as_str(), r.as_str())))
         .collect();
-    assert!(
+    ensure!(
         unused.is_empty(),
         "granted but never used (not minimal): {unused:?}"
     );
+    Ok(())
 }
 
 /// The Roles of deploy/overlays/fixed-namespace, by namespace: (verb, group, resource).
@@ -608,64 +794,75 @@ fn fixed_namespace_roles()
     roles
 }
 
-fn check_fixed_namespace_roles(requests: &[kubesim::RequestRecord]) {
+fn check_fixed_namespace_roles(requests: &[kubesim::RequestRecord]) -> Result<(), String> {
     let roles = fixed_namespace_roles();
     // This test's namespaces stand for the overlay's: drills, the source's, pgdrill's own.
     let overlay_ns = |ns: &str| match ns {
-        "drills" => "pgdrill-drills",
-        "prod" => "app",
-        "default" => "pgdrill",
-        other => panic!("a request in an unexpected namespace {other}"),
+        "drills" => Ok("pgdrill-drills"),
+        "prod" => Ok("app"),
+        "default" => Ok("pgdrill"),
+        other => Err(format!("a request in an unexpected namespace {other}")),
     };
-    assert!(!requests.is_empty());
+    ensure!(!requests.is_empty());
     for r in requests {
-        let ns = r.namespace.as_deref().unwrap_or_else(|| {
-            panic!(
+        let Some(ns) = r.namespace.as_deref() else {
+            return Err(format!(
                 "a cluster-scoped request needs cluster-wide rights: {} {}",
                 r.verb, r.resource
-            )
-        });
+            ));
+        };
         let res = match &r.subresource {
             Some(sub) => format!("{}/{sub}", r.resource),
             None => r.resource.clone(),
         };
-        let granted = &roles[overlay_ns(ns)];
+        let granted = &roles[overlay_ns(ns)?];
         let mut needed = vec![r.verb.clone()];
         if r.verb == "patch" && r.code == 201 {
             needed.push("create".into());
         }
         for verb in needed {
-            assert!(
+            ensure!(
                 granted.contains(&(verb.clone(), r.api_group.clone(), res.clone())),
                 "{verb} {}/{res} in {ns} is not granted by the fixed-namespace Roles",
                 r.api_group
             );
         }
     }
+    Ok(())
 }
 
 /// One drill of `file` against an operator started with `opts`: checks the exit code and that
 /// nothing is left, and returns the drill's report.
-fn drill_against(sim: &KubeSim, opts: OperatorOptions, file: &Path, code: i32) -> Value {
+fn drill_against(
+    sim: &KubeSim,
+    opts: OperatorOptions,
+    file: &Path,
+    code: i32,
+) -> Result<Value, String> {
     let operator = Operator::start(sim.store.clone(), opts);
     let out = pgdrill_k(
         sim,
         &["run", "-f", file.to_str().unwrap(), "--output", "json"],
     );
-    assert_eq!(out.status.code(), Some(code), "{}", stderr(&out));
+    ensure_eq!(out.status.code(), Some(code), "{}", stderr(&out));
     let d = json(&out)["drills"][0].clone();
-    assert_clean(&sim.store);
+    clean(&sim.store)?;
     drop(operator);
-    d
+    Ok(d)
 }
 
 fn evidence(d: &Value) -> &str {
     d["evidence"].as_str().unwrap_or_default()
 }
 
-/// A pgdrill run in the background, stopped with SIGTERM once `ready` holds.
-fn sigterm_when(sim: &KubeSim, file: &Path, ready: impl Fn(&Store) -> bool) -> Output {
-    let child = Command::new(env!("CARGO_BIN_EXE_pgdrill"))
+/// A pgdrill run in the background, stopped with SIGTERM once `ready` holds (killed, and the
+/// case failed, if it never does).
+fn sigterm_when(
+    sim: &KubeSim,
+    file: &Path,
+    ready: impl Fn(&Store) -> bool,
+) -> Result<Output, String> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pgdrill"))
         .args(["run", "-f", file.to_str().unwrap(), "--output", "json"])
         .current_dir(file.parent().unwrap())
         .env("KUBECONFIG", &sim.kubeconfig)
@@ -675,124 +872,195 @@ fn sigterm_when(sim: &KubeSim, file: &Path, ready: impl Fn(&Store) -> bool) -> O
         .spawn()
         .unwrap();
     let pid = child.id();
-    assert!(
-        sim.store.wait_for(Duration::from_secs(60), &ready),
-        "the drill never got there"
-    );
+    if !sim.store.wait_for(Duration::from_secs(60), &ready) {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err("the drill never got there".into());
+    }
     Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()
         .unwrap();
     let started = Instant::now();
     let out = child.wait_with_output().unwrap();
-    assert!(started.elapsed() < Duration::from_secs(60));
-    out
+    ensure!(started.elapsed() < Duration::from_secs(60));
+    Ok(out)
 }
 
-#[test]
-fn sigterm_mid_restore_tears_down_and_failures_are_reported_as_cnpg_shows_them() {
-    // A small archive on disk is enough: these drills stop before or during the restore.
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("archive");
-    one_backup_archive(&root, "", 4);
-    let scenario = |name: &str, extra: &str| {
+/// One simulator and a small archive on disk for every case of
+/// `sigterm_mid_restore_tears_down_and_failures_are_reported_as_cnpg_shows_them`: these
+/// drills stop before or during the restore.
+struct Stopped {
+    sim: KubeSim,
+    dir: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Stopped {
+    fn up() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("archive");
+        one_backup_archive(&root, "", 4);
+        let sim = KubeSim::start(SimOptions::default());
+        Stopped { sim, dir, root }
+    }
+
+    /// A scenario `name` of one drill of `latest` from the archive, with `extra` appended.
+    fn scenario(&self, name: &str, extra: &str) -> PathBuf {
         write(
-            dir.path(),
+            self.dir.path(),
             &format!("{name}.yaml"),
             &format!(
                 "apiVersion: pgdrill/v1\nname: {name}\nsource:\n  barmanObjectStore:\n    destinationPath: file://{}\n\
              backend: cnpg\ntargets: [latest]\n{extra}",
-                root.display()
+                self.root.display()
             ),
         )
-    };
-    let sim = KubeSim::start(SimOptions::default());
+    }
+}
 
-    // SIGTERM while CNPG is restoring: the scratch namespace and all in it are deleted.
+#[test]
+fn sigterm_mid_restore_tears_down_and_failures_are_reported_as_cnpg_shows_them() {
+    let shared = Stopped::up();
+    // Order matters: the cases share the simulator, and each checks that nothing of any drill
+    // is left, so each starts from what the one before left; `cleanup_*` sweeps whatever of
+    // pgdrill's has expired and expects its own namespaces only, so it comes after the drills.
+    let cases: &[(&str, Case<Stopped>)] = &[
+        (
+            "sigterm_mid_restore_tears_down",
+            sigterm_mid_restore_tears_down,
+        ),
+        (
+            "never_ready_is_a_recovery_timeout",
+            never_ready_is_a_recovery_timeout,
+        ),
+        ("unknown_plugin_is_an_error", unknown_plugin_is_an_error),
+        (
+            "image_pull_backoff_is_an_error_at_once",
+            image_pull_backoff_is_an_error_at_once,
+        ),
+        (
+            "unreachable_store_is_an_error_not_a_failed_backup",
+            unreachable_store_is_an_error_not_a_failed_backup,
+        ),
+        (
+            "cleanup_sweeps_expired_unless_older_than",
+            cleanup_sweeps_expired_unless_older_than,
+        ),
+        ("no_cnpg_crd_is_an_error", no_cnpg_crd_is_an_error),
+    ];
+    let failed = failures(&shared, cases);
+    assert!(
+        failed.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failed.len(),
+        cases.len(),
+        failed.join("\n")
+    );
+}
+
+/// SIGTERM while CNPG is restoring: the scratch namespace and all in it are deleted.
+fn sigterm_mid_restore_tears_down(cx: &Stopped) -> Result<(), String> {
     let slow = Operator::start(
-        sim.store.clone(),
+        cx.sim.store.clone(),
         OperatorOptions {
             restore_delay: Duration::from_secs(30),
             ..Default::default()
         },
     );
-    let file = scenario("sigterm", "");
-    let out = sigterm_when(&sim, &file, |s| {
+    let file = cx.scenario("sigterm", "");
+    let out = sigterm_when(&cx.sim, &file, |s| {
         s.list(&ResourceKey::pods(), None)
             .iter()
             .any(|p| p["metadata"]["labels"]["cnpg.io/jobRole"] == "full-recovery")
             || s.list(&ResourceKey::cnpg_clusters(), None)
                 .iter()
                 .any(|c| c["status"]["phase"] == "Setting up primary")
-    });
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
+    })?;
+    ensure_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    ensure!(
         stderr(&out).contains("terminated: running drills were torn down"),
         "{}",
         stderr(&out)
     );
-    assert_clean(&sim.store);
+    clean(&cx.sim.store)?;
     drop(slow);
+    Ok(())
+}
 
-    // Never ready: the deadline, with CNPG's last phase as evidence.
+/// Never ready: the deadline, with CNPG's last phase as evidence.
+fn never_ready_is_a_recovery_timeout(cx: &Stopped) -> Result<(), String> {
     let d = drill_against(
-        &sim,
+        &cx.sim,
         OperatorOptions {
             never_ready: true,
             ..Default::default()
         },
-        &scenario("stuck", "timeouts: {restore: 2s, recovery: 2s}\n"),
+        &cx.scenario("stuck", "timeouts: {restore: 2s, recovery: 2s}\n"),
         1,
-    );
-    assert_eq!(d["cause"], "recovery_timeout", "{d}");
-    assert!(evidence(&d).contains("Setting up primary"), "{d}");
+    )?;
+    ensure_eq!(d["cause"], "recovery_timeout", "{d}");
+    ensure!(evidence(&d).contains("Setting up primary"), "{d}");
+    Ok(())
+}
 
-    // A plugin the operator does not know: CNPG's phase, an error (not the backup's fault).
+/// A plugin the operator does not know: CNPG's phase, an error (not the backup's fault).
+fn unknown_plugin_is_an_error(cx: &Stopped) -> Result<(), String> {
     let d = drill_against(
-        &sim,
+        &cx.sim,
         OperatorOptions {
             known_plugins: vec![],
             ..Default::default()
         },
-        &scenario("noplugin", ""),
+        &cx.scenario("noplugin", ""),
         2,
-    );
-    assert_eq!(d["verdict"], "error", "{d}");
-    assert!(evidence(&d).contains("unknown plugin"), "{d}");
+    )?;
+    ensure_eq!(d["verdict"], "error", "{d}");
+    ensure!(evidence(&d).contains("unknown plugin"), "{d}");
+    Ok(())
+}
 
-    // An image that cannot be pulled: an error naming the pod and the reason, at once.
+/// An image that cannot be pulled: an error naming the pod and the reason, at once.
+fn image_pull_backoff_is_an_error_at_once(cx: &Stopped) -> Result<(), String> {
     let d = drill_against(
-        &sim,
+        &cx.sim,
         OperatorOptions {
             image_pull_backoff: true,
             ..Default::default()
         },
-        &scenario("noimage", ""),
+        &cx.scenario("noimage", ""),
         2,
-    );
-    assert_eq!(d["verdict"], "error", "{d}");
-    assert!(evidence(&d).contains("ImagePullBackOff"), "{d}");
-    assert!(d["durations"]["total"].as_f64().unwrap() < 30.0, "{d}");
+    )?;
+    ensure_eq!(d["verdict"], "error", "{d}");
+    ensure!(evidence(&d).contains("ImagePullBackOff"), "{d}");
+    ensure!(d["durations"]["total"].as_f64().unwrap() < 30.0, "{d}");
+    Ok(())
+}
 
-    // CNPG gives up after its retries, every job log saying the store was unreachable: an
-    // error (the backup was never tested), not a failed backup.
+/// CNPG gives up after its retries, every job log saying the store was unreachable: an
+/// error (the backup was never tested), not a failed backup.
+fn unreachable_store_is_an_error_not_a_failed_backup(cx: &Stopped) -> Result<(), String> {
     let d = drill_against(
-        &sim,
+        &cx.sim,
         OperatorOptions {
             store_unreachable: true,
             backoff_limit: 1,
             ..Default::default()
         },
-        &scenario("offline", ""),
+        &cx.scenario("offline", ""),
         2,
-    );
-    assert_eq!(d["verdict"], "error", "{d}");
-    assert!(
+    )?;
+    ensure_eq!(d["verdict"], "error", "{d}");
+    ensure!(
         evidence(&d).contains("could not reach the object store"),
         "{d}"
     );
+    Ok(())
+}
 
-    // `pgdrill cleanup`: expired objects only, unless --older-than says otherwise.
+/// `pgdrill cleanup`: expired objects only, unless --older-than says otherwise.
+fn cleanup_sweeps_expired_unless_older_than(cx: &Stopped) -> Result<(), String> {
+    let store = &cx.sim.store;
     let managed = json!({"app.kubernetes.io/managed-by": "pgdrill", "pgdrill.io/drill-id": "x"});
     for (name, labels, expires) in [
         ("pgdrill-old", managed.clone(), "2026-01-01T00:00:00Z"),
@@ -800,61 +1068,55 @@ fn sigterm_mid_restore_tears_down_and_failures_are_reported_as_cnpg_shows_them()
         ("unrelated", json!({}), "2026-01-01T00:00:00Z"),
     ] {
         let annotations = json!({"pgdrill.io/expires-at": expires});
-        sim.store
+        store
             .create(
                 &ResourceKey::namespaces(),
                 namespace(name, labels, annotations),
             )
             .unwrap();
     }
-    let dry = pgdrill_k(&sim, &["cleanup", "--dry-run"]);
-    assert!(
+    let exists = |name: &str| store.get(&ResourceKey::namespaces(), None, name).is_some();
+    let gone = |name: &str| {
+        store.wait_for(Duration::from_secs(5), |s| {
+            s.get(&ResourceKey::namespaces(), None, name).is_none()
+        })
+    };
+    let dry = pgdrill_k(&cx.sim, &["cleanup", "--dry-run"]);
+    ensure!(
         stdout(&dry).contains("would delete Namespace pgdrill-old")
             && !stdout(&dry).contains("fresh"),
         "{}",
         stdout(&dry)
     );
-    assert!(
-        sim.store
-            .get(&ResourceKey::namespaces(), None, "pgdrill-old")
-            .is_some()
+    ensure!(exists("pgdrill-old"));
+    let out = pgdrill_k(&cx.sim, &["cleanup"]);
+    ensure!(out.status.success(), "{}", stderr(&out));
+    ensure!(gone("pgdrill-old"));
+    ensure!(exists("pgdrill-fresh"));
+    let out = pgdrill_k(
+        &cx.sim,
+        &["cleanup", "--older-than", "0s", "--output", "json"],
     );
-    let out = pgdrill_k(&sim, &["cleanup"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(sim.store.wait_for(Duration::from_secs(5), |s| {
-        s.get(&ResourceKey::namespaces(), None, "pgdrill-old")
-            .is_none()
-    }));
-    assert!(
-        sim.store
-            .get(&ResourceKey::namespaces(), None, "pgdrill-fresh")
-            .is_some()
-    );
-    let out = pgdrill_k(&sim, &["cleanup", "--older-than", "0s", "--output", "json"]);
-    assert_eq!(json(&out)["swept"][0]["name"], "pgdrill-fresh");
-    assert!(sim.store.wait_for(Duration::from_secs(5), |s| {
-        s.get(&ResourceKey::namespaces(), None, "pgdrill-fresh")
-            .is_none()
-    }));
-    assert!(
-        sim.store
-            .get(&ResourceKey::namespaces(), None, "unrelated")
-            .is_some(),
-        "only pgdrill's objects are swept"
-    );
+    ensure_eq!(json(&out)["swept"][0]["name"], "pgdrill-fresh");
+    ensure!(gone("pgdrill-fresh"));
+    ensure!(exists("unrelated"), "only pgdrill's objects are swept");
+    Ok(())
+}
 
-    // No CNPG CRD: an error before anything is created, exit 2.
+/// No CNPG CRD: an error before anything is created, exit 2.
+fn no_cnpg_crd_is_an_error(cx: &Stopped) -> Result<(), String> {
     let bare = KubeSim::start(SimOptions {
         cnpg_crds_installed: false,
         ..SimOptions::default()
     });
-    let file = scenario("nocrd", "");
+    let file = cx.scenario("nocrd", "");
     let out = pgdrill_k(&bare, &["run", "-f", file.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
+    ensure_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    ensure!(
         stderr(&out).contains("CloudNativePG is not installed"),
         "{}",
         stderr(&out)
     );
-    assert!(labelled_pgdrill(&bare.store, &ResourceKey::namespaces()).is_empty());
+    ensure!(labelled_pgdrill(&bare.store, &ResourceKey::namespaces()).is_empty());
+    Ok(())
 }
