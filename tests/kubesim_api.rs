@@ -182,6 +182,28 @@ struct Crud {
     events: Option<BoxStream<'static, kube::Result<WatchEvent<DynamicObject>>>>,
 }
 
+impl Crud {
+    /// A simulator, and a client of it built from its kubeconfig file.
+    async fn start() -> Crud {
+        let sim = KubeSim::start(SimOptions::default());
+        let client = client_from_kubeconfig(&sim.kubeconfig).await;
+        let ar = clusters_resource();
+        Crud {
+            sim,
+            namespaces: Api::all(client.clone()),
+            secrets: Api::namespaced(client.clone(), "drill-1"),
+            clusters: Api::namespaced_with(client.clone(), "drill-1", &ar),
+            cluster: DynamicObject::new("pg", &ar)
+                .within("drill-1")
+                .data(json!({"spec": {"instances": 1, "storage": {"size": "1Gi"}},
+                             "status": {"phase": "ignored on the main resource"}})),
+            applied: None,
+            patched: None,
+            events: None,
+        }
+    }
+}
+
 fn secret_names(l: kube::core::ObjectList<Secret>) -> Vec<String> {
     l.items
         .into_iter()
@@ -194,22 +216,7 @@ fn secret_names(l: kube::core::ObjectList<Secret>) -> Vec<String> {
 /// prerequisite failed is reported as skipped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kube_client_crud_apply_watch_and_namespace_deletion() {
-    let sim = KubeSim::start(SimOptions::default());
-    let client = client_from_kubeconfig(&sim.kubeconfig).await;
-    let ar = clusters_resource();
-    let mut c = Crud {
-        sim,
-        namespaces: Api::all(client.clone()),
-        secrets: Api::namespaced(client.clone(), "drill-1"),
-        clusters: Api::namespaced_with(client.clone(), "drill-1", &ar),
-        cluster: DynamicObject::new("pg", &ar)
-            .within("drill-1")
-            .data(json!({"spec": {"instances": 1, "storage": {"size": "1Gi"}},
-                         "status": {"phase": "ignored on the main resource"}})),
-        applied: None,
-        patched: None,
-        events: None,
-    };
+    let mut c = Crud::start().await;
     let mut cases = Cases::default();
     async_case!(cases, [], namespace_is_created_active_and_listed(&c));
     // Secrets: stringData becomes data, label selectors filter, duplicates conflict.
