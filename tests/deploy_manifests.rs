@@ -9,13 +9,16 @@
 mod crd;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use clap::Parser;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServiceAccount};
+use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, Namespace, PodSpec, Secret, Service, ServiceAccount, Volume,
+};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -200,22 +203,183 @@ fn pgdrill_validate(file: &Path) -> (bool, String) {
     (out.status.success(), text)
 }
 
-/// Every check on one render of `deploy/`.
-fn check_render(dir: &str, schedule: &str, image: &str) {
-    let r = render(dir);
-    let ns = one(&r.namespaces, "Namespace");
-    let ns_name = ns.metadata.name.as_deref().unwrap();
-    let sa = one(&r.service_accounts, "ServiceAccount");
-    let sa_name = sa.metadata.name.as_deref().unwrap();
-    assert_eq!(
-        sa.metadata.namespace.as_deref(),
-        Some(ns_name),
-        "{dir}: ServiceAccount namespace"
-    );
+/// Named checks played in turn. A check that returns `Err` or panics is recorded with its name
+/// and the next one still runs; `finish` asserts once, at the end, that none failed.
+#[derive(Default)]
+struct Cases {
+    failures: Vec<String>,
+}
 
+/// `case!(cases, check(args))` runs the function `check` as the case of that name.
+macro_rules! case {
+    ($cases:ident, $check:ident($($arg:expr),*)) => {
+        $cases.run(stringify!($check), || $check($($arg),*))
+    };
+}
+
+impl Cases {
+    fn run(&mut self, name: &str, check: impl FnOnce() -> Result<(), String>) {
+        let message = match std::panic::catch_unwind(AssertUnwindSafe(check)) {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e,
+            Err(panic) => panic_message(panic),
+        };
+        self.failures.push(format!("{name}: {message}"));
+    }
+
+    fn finish(self, what: &str) {
+        assert!(
+            self.failures.is_empty(),
+            "{what}: {} case(s) failed:\n{}",
+            self.failures.len(),
+            self.failures.join("\n")
+        );
+    }
+}
+
+fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+    match panic.downcast::<String>() {
+        Ok(s) => *s,
+        Err(panic) => match panic.downcast::<&str>() {
+            Ok(s) => s.to_string(),
+            Err(_) => "panicked".to_string(),
+        },
+    }
+}
+
+/// One render of `deploy/` and what its CronJob is expected to run; the accessors look up the
+/// objects the checks share (and panic, failing the case that asked, when one is missing).
+struct Deploy<'a> {
+    dir: &'a str,
+    schedule: &'a str,
+    image: &'a str,
+    r: Render,
+}
+
+impl Deploy<'_> {
+    fn ns_name(&self) -> &str {
+        one(&self.r.namespaces, "Namespace")
+            .metadata
+            .name
+            .as_deref()
+            .unwrap()
+    }
+
+    fn sa(&self) -> &ServiceAccount {
+        one(&self.r.service_accounts, "ServiceAccount")
+    }
+
+    fn sa_name(&self) -> &str {
+        self.sa().metadata.name.as_deref().unwrap()
+    }
+
+    fn role(&self) -> &ClusterRole {
+        one(&self.r.cluster_roles, "ClusterRole")
+    }
+
+    fn cron(&self) -> &CronJob {
+        one(&self.r.cron_jobs, "CronJob")
+    }
+
+    fn cron_spec(&self) -> &CronJobSpec {
+        self.cron().spec.as_ref().expect("CronJob spec")
+    }
+
+    fn job(&self) -> &JobSpec {
+        let spec = self.cron_spec();
+        spec.job_template.spec.as_ref().expect("jobTemplate.spec")
+    }
+
+    fn pod(&self) -> &PodSpec {
+        self.job().template.spec.as_ref().expect("pod spec")
+    }
+
+    fn container(&self) -> &Container {
+        one(&self.pod().containers, "container")
+    }
+
+    /// The volume mounted at `path` in the container.
+    fn volume_at(&self, path: &str) -> &Volume {
+        let dir = self.dir;
+        let mounts = self
+            .container()
+            .volume_mounts
+            .as_deref()
+            .unwrap_or_default();
+        let volumes = self.pod().volumes.as_deref().unwrap_or_default();
+        let m = mounts
+            .iter()
+            .find(|m| m.mount_path == path)
+            .unwrap_or_else(|| panic!("{dir}: nothing mounted at {path}"));
+        volumes
+            .iter()
+            .find(|v| v.name == m.name)
+            .unwrap_or_else(|| panic!("{dir}: no volume {}", m.name))
+    }
+
+    /// The name of the ConfigMap mounted at SCENARIOS_MOUNT, and that ConfigMap of the render.
+    fn scenarios(&self) -> (&str, &ConfigMap) {
+        let dir = self.dir;
+        let cm_name = &self
+            .volume_at(SCENARIOS_MOUNT)
+            .config_map
+            .as_ref()
+            .unwrap_or_else(|| panic!("{dir}: {SCENARIOS_MOUNT} is not a ConfigMap"))
+            .name;
+        let cm = self
+            .r
+            .config_maps
+            .iter()
+            .find(|c| c.metadata.name.as_ref() == Some(cm_name))
+            .unwrap_or_else(|| {
+                panic!("{dir}: the mounted ConfigMap {cm_name} is not in the render")
+            });
+        (cm_name, cm)
+    }
+}
+
+/// Every check on one render of `deploy/`, each run even when an earlier one fails.
+fn check_render(dir: &str, schedule: &str, image: &str) {
+    let d = Deploy {
+        dir,
+        schedule,
+        image,
+        r: render(dir),
+    };
+    let mut cases = Cases::default();
+    case!(cases, service_account_is_in_the_namespace(&d));
     // RBAC: the rules, exactly, bound to the ServiceAccount.
-    let role = one(&r.cluster_roles, "ClusterRole");
-    let rules: Vec<(String, Vec<String>, Vec<String>)> = role
+    case!(cases, cluster_role_has_exactly_the_rules(&d));
+    case!(cases, binding_grants_the_role_to_the_service_account(&d));
+    case!(cases, cron_job_schedule_and_policies(&d));
+    case!(cases, job_is_not_retried_and_is_bounded(&d));
+    case!(cases, pod_runs_as_the_service_account_and_not_root(&d));
+    case!(cases, container_image_and_security_context(&d));
+    case!(cases, container_cpu_and_memory_requests_and_limits(&d));
+    case!(cases, webhook_url_comes_from_an_optional_secret(&d));
+    // Volumes: the scenarios ConfigMap (hash-suffixed, present in the render) and a writable
+    // /tmp, the root filesystem being read-only.
+    case!(cases, tmp_is_an_empty_dir(&d));
+    case!(cases, scenarios_config_map_is_mounted_and_hash_suffixed(&d));
+    case!(cases, args_run_files_of_the_config_map(&d));
+    case!(cases, every_scenario_of_the_config_map_validates(&d));
+    cases.finish(dir);
+}
+
+fn service_account_is_in_the_namespace(d: &Deploy) -> Result<(), String> {
+    assert_eq!(
+        d.sa().metadata.namespace.as_deref(),
+        Some(d.ns_name()),
+        "{}: ServiceAccount namespace",
+        d.dir
+    );
+    Ok(())
+}
+
+fn cluster_role_has_exactly_the_rules(d: &Deploy) -> Result<(), String> {
+    let dir = d.dir;
+    let rules: Vec<(String, Vec<String>, Vec<String>)> = d
+        .role()
         .rules
         .as_deref()
         .unwrap_or_default()
@@ -248,12 +412,17 @@ fn check_render(dir: &str, schedule: &str, image: &str) {
         })
         .collect();
     assert_eq!(rules, expected, "{dir}: ClusterRole rules");
-    let binding = one(&r.bindings, "ClusterRoleBinding");
+    Ok(())
+}
+
+fn binding_grants_the_role_to_the_service_account(d: &Deploy) -> Result<(), String> {
+    let (dir, ns_name, sa_name) = (d.dir, d.ns_name(), d.sa_name());
+    let binding = one(&d.r.bindings, "ClusterRoleBinding");
     assert_eq!(binding.role_ref.kind, "ClusterRole");
     assert_eq!(binding.role_ref.api_group, "rbac.authorization.k8s.io");
     assert_eq!(
         Some(binding.role_ref.name.as_str()),
-        role.metadata.name.as_deref()
+        d.role().metadata.name.as_deref()
     );
     let subjects = binding.subjects.as_deref().unwrap_or_default();
     assert!(
@@ -263,16 +432,18 @@ fn check_render(dir: &str, schedule: &str, image: &str) {
             && subjects[0].namespace.as_deref() == Some(ns_name),
         "{dir}: the binding's subject is the ServiceAccount {ns_name}/{sa_name}: {subjects:?}"
     );
+    Ok(())
+}
 
-    // The CronJob.
-    let cron = one(&r.cron_jobs, "CronJob");
+fn cron_job_schedule_and_policies(d: &Deploy) -> Result<(), String> {
+    let dir = d.dir;
     assert_eq!(
-        cron.metadata.namespace.as_deref(),
-        Some(ns_name),
+        d.cron().metadata.namespace.as_deref(),
+        Some(d.ns_name()),
         "{dir}: CronJob namespace"
     );
-    let spec = cron.spec.as_ref().expect("CronJob spec");
-    assert_eq!(spec.schedule, schedule, "{dir}: schedule");
+    let spec = d.cron_spec();
+    assert_eq!(spec.schedule, d.schedule, "{dir}: schedule");
     assert!(
         pgdrill::scenario::types::cron_schedule(&spec.schedule).is_ok(),
         "{dir}: schedule {:?} is not a valid cron expression",
@@ -291,7 +462,11 @@ fn check_render(dir: &str, schedule: &str, image: &str) {
         spec.failed_jobs_history_limit.is_some_and(|n| n > 0),
         "{dir}: failedJobsHistoryLimit"
     );
-    let job = spec.job_template.spec.as_ref().expect("jobTemplate.spec");
+    Ok(())
+}
+
+fn job_is_not_retried_and_is_bounded(d: &Deploy) -> Result<(), String> {
+    let (dir, job) = (d.dir, d.job());
     assert_eq!(
         job.backoff_limit,
         Some(0),
@@ -305,10 +480,14 @@ fn check_render(dir: &str, schedule: &str, image: &str) {
         job.ttl_seconds_after_finished.is_some_and(|s| s > 0),
         "{dir}: ttlSecondsAfterFinished"
     );
-    let pod = job.template.spec.as_ref().expect("pod spec");
+    Ok(())
+}
+
+fn pod_runs_as_the_service_account_and_not_root(d: &Deploy) -> Result<(), String> {
+    let (dir, pod) = (d.dir, d.pod());
     assert_eq!(
         pod.service_account_name.as_deref(),
-        Some(sa_name),
+        Some(d.sa_name()),
         "{dir}: serviceAccountName"
     );
     assert_eq!(
@@ -327,8 +506,12 @@ fn check_render(dir: &str, schedule: &str, image: &str) {
         Some("RuntimeDefault"),
         "{dir}: seccompProfile"
     );
-    let container = one(&pod.containers, "container");
-    assert_eq!(container.image.as_deref(), Some(image), "{dir}: image");
+    Ok(())
+}
+
+fn container_image_and_security_context(d: &Deploy) -> Result<(), String> {
+    let (dir, container) = (d.dir, d.container());
+    assert_eq!(container.image.as_deref(), Some(d.image), "{dir}: image");
     let csc = container
         .security_context
         .as_ref()
@@ -350,7 +533,12 @@ fn check_render(dir: &str, schedule: &str, image: &str) {
             .is_some_and(|d| d.iter().any(|c| c == "ALL")),
         "{dir}: capabilities drop ALL"
     );
-    let resources = container.resources.as_ref().expect("resources");
+    Ok(())
+}
+
+fn container_cpu_and_memory_requests_and_limits(d: &Deploy) -> Result<(), String> {
+    let dir = d.dir;
+    let resources = d.container().resources.as_ref().expect("resources");
     for key in ["cpu", "memory"] {
         assert!(
             resources
@@ -364,7 +552,13 @@ fn check_render(dir: &str, schedule: &str, image: &str) {
             "{dir}: {key} request and limit"
         );
     }
-    let webhook = container
+    Ok(())
+}
+
+fn webhook_url_comes_from_an_optional_secret(d: &Deploy) -> Result<(), String> {
+    let dir = d.dir;
+    let webhook = d
+        .container()
         .env
         .as_deref()
         .unwrap_or_default()
@@ -378,38 +572,24 @@ fn check_render(dir: &str, schedule: &str, image: &str) {
         Some(true),
         "{dir}: the webhook Secret is optional"
     );
+    Ok(())
+}
 
-    // Volumes: the scenarios ConfigMap (hash-suffixed, present in the render) and a writable
-    // /tmp, the root filesystem being read-only.
-    let mounts = container.volume_mounts.as_deref().unwrap_or_default();
-    let volumes = pod.volumes.as_deref().unwrap_or_default();
-    let mount_of = |path: &str| {
-        let m = mounts
-            .iter()
-            .find(|m| m.mount_path == path)
-            .unwrap_or_else(|| panic!("{dir}: nothing mounted at {path}"));
-        volumes
-            .iter()
-            .find(|v| v.name == m.name)
-            .unwrap_or_else(|| panic!("{dir}: no volume {}", m.name))
-    };
+fn tmp_is_an_empty_dir(d: &Deploy) -> Result<(), String> {
     assert!(
-        mount_of("/tmp").empty_dir.is_some(),
-        "{dir}: /tmp is an emptyDir"
+        d.volume_at("/tmp").empty_dir.is_some(),
+        "{}: /tmp is an emptyDir",
+        d.dir
     );
-    let cm_name = &mount_of(SCENARIOS_MOUNT)
-        .config_map
-        .as_ref()
-        .unwrap_or_else(|| panic!("{dir}: {SCENARIOS_MOUNT} is not a ConfigMap"))
-        .name;
-    let cm = r
-        .config_maps
-        .iter()
-        .find(|c| c.metadata.name.as_ref() == Some(cm_name))
-        .unwrap_or_else(|| panic!("{dir}: the mounted ConfigMap {cm_name} is not in the render"));
+    Ok(())
+}
+
+fn scenarios_config_map_is_mounted_and_hash_suffixed(d: &Deploy) -> Result<(), String> {
+    let dir = d.dir;
+    let (cm_name, cm) = d.scenarios();
     assert_eq!(
         cm.metadata.namespace.as_deref(),
-        Some(ns_name),
+        Some(d.ns_name()),
         "{dir}: ConfigMap namespace"
     );
     let suffix = cm_name
@@ -419,10 +599,15 @@ fn check_render(dir: &str, schedule: &str, image: &str) {
         suffix.len() >= 8 && suffix.chars().all(|c| c.is_ascii_alphanumeric()),
         "{dir}: {cm_name} carries kustomize's content hash"
     );
-    let data = cm.data.clone().unwrap_or_default();
+    Ok(())
+}
 
-    // The arguments parse as pgdrill's own command line, and name a file of the ConfigMap.
-    let args = container.args.clone().unwrap_or_default();
+/// The arguments parse as pgdrill's own command line, and name a file of the ConfigMap.
+fn args_run_files_of_the_config_map(d: &Deploy) -> Result<(), String> {
+    let dir = d.dir;
+    let (cm_name, cm) = d.scenarios();
+    let data = cm.data.clone().unwrap_or_default();
+    let args = d.container().args.clone().unwrap_or_default();
     let cli = pgdrill::cli::Cli::try_parse_from(
         std::iter::once("pgdrill".to_string()).chain(args.clone()),
     )
@@ -448,8 +633,14 @@ fn check_render(dir: &str, schedule: &str, image: &str) {
         report_dir.starts_with("/tmp"),
         "{dir}: reports go to the writable /tmp"
     );
+    Ok(())
+}
 
-    // Every scenario in the ConfigMap passes `pgdrill validate`.
+/// Every scenario in the ConfigMap passes `pgdrill validate`.
+fn every_scenario_of_the_config_map_validates(d: &Deploy) -> Result<(), String> {
+    let dir = d.dir;
+    let (cm_name, cm) = d.scenarios();
+    let data = cm.data.clone().unwrap_or_default();
     let tmp = tempfile::tempdir().unwrap();
     for (key, text) in &data {
         let file = tmp.path().join(key);
@@ -465,6 +656,7 @@ fn check_render(dir: &str, schedule: &str, image: &str) {
             "{dir}: {key}: the CronJob runs backend: cnpg"
         );
     }
+    Ok(())
 }
 
 #[test]
@@ -614,94 +806,153 @@ fn kind_objects() -> Vec<(String, Value)> {
         .collect()
 }
 
+/// The CRD schemas the kind manifests' custom resources are validated against.
+struct KindSchemas {
+    cluster: Value,
+    store: Value,
+    backup: Value,
+}
+
+/// The documents of kind/manifests by kind, with the Secrets' stringData and the URLs of the
+/// Services, as the per-object cases find them.
+#[derive(Default)]
+struct KindManifests {
+    secrets: BTreeMap<(String, String), BTreeMap<String, String>>,
+    services: BTreeSet<String>,
+    by_kind: BTreeMap<String, Vec<Value>>,
+}
+
+impl KindManifests {
+    fn only(&self, kind: &str) -> &Value {
+        let items = &self.by_kind[kind];
+        assert_eq!(items.len(), 1, "one {kind} in kind/manifests");
+        &items[0]
+    }
+
+    /// The namespace of the Cluster.
+    fn ns(&self) -> String {
+        self.only("Cluster")["metadata"]["namespace"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+}
+
+/// One case per document (typed, or valid against its CRD), then the cross-object checks, which
+/// read the Secrets and Services the per-object cases recorded.
 #[test]
 fn kind_manifests_are_valid_and_consistent() {
-    let cluster_schema = crd::load_schema("postgresql.cnpg.io_clusters.yaml");
-    let store_schema = crd::load_schema("barmancloud.cnpg.io_objectstores.yaml");
-    let backup_schema = crd::load_schema("postgresql.cnpg.io_scheduledbackups.yaml");
-    let mut secrets: BTreeMap<(String, String), BTreeMap<String, String>> = BTreeMap::new();
-    let mut services = BTreeSet::new();
-    let mut by_kind: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let schemas = KindSchemas {
+        cluster: crd::load_schema("postgresql.cnpg.io_clusters.yaml"),
+        store: crd::load_schema("barmancloud.cnpg.io_objectstores.yaml"),
+        backup: crd::load_schema("postgresql.cnpg.io_scheduledbackups.yaml"),
+    };
+    let mut kind = KindManifests::default();
+    let mut cases = Cases::default();
     for (file, doc) in kind_objects() {
         let what = format!("{file}: {}", name_of(&doc));
-        let namespace = doc["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
-        let name = doc["metadata"]["name"].as_str().unwrap_or("").to_string();
-        match (doc["apiVersion"].as_str(), doc["kind"].as_str()) {
-            (Some("v1"), Some("Namespace")) => {
-                typed::<Namespace>(&doc, &file);
-            }
-            (Some("v1"), Some("Secret")) => {
-                let s: Secret = typed(&doc, &file);
-                secrets.insert((namespace, name), s.string_data.clone().unwrap_or_default());
-            }
-            (Some("v1"), Some("Service")) => {
-                let s: Service = typed(&doc, &file);
-                for p in s.spec.unwrap().ports.unwrap_or_default() {
-                    services.insert(format!("http://{name}.{namespace}.svc:{}", p.port));
-                }
-            }
-            (Some("apps/v1"), Some("Deployment")) => {
-                let d: Deployment = typed(&doc, &file);
-                pinned_images(&d.spec.unwrap().template.spec.unwrap().containers, &what);
-            }
-            (Some("batch/v1"), Some("Job")) => {
-                let j: Job = typed(&doc, &file);
-                pinned_images(&j.spec.unwrap().template.spec.unwrap().containers, &what);
-            }
-            (Some("postgresql.cnpg.io/v1"), Some("Cluster")) => {
-                let errors = crd::validate(&doc, &cluster_schema);
-                assert!(errors.is_empty(), "{what}: {errors:#?}");
-            }
-            (Some("barmancloud.cnpg.io/v1"), Some("ObjectStore")) => {
-                let errors = crd::validate(&doc, &store_schema);
-                assert!(errors.is_empty(), "{what}: {errors:#?}");
-            }
-            (Some("postgresql.cnpg.io/v1"), Some("ScheduledBackup")) => {
-                let errors = crd::validate(&doc, &backup_schema);
-                assert!(errors.is_empty(), "{what}: {errors:#?}");
-            }
-            (api, kind) => panic!("{file}: unexpected object {api:?} {kind:?}"),
-        }
-        by_kind
-            .entry(doc["kind"].as_str().unwrap().to_string())
+        cases.run(&what, || {
+            kind_object(&mut kind, &schemas, &file, &what, &doc)
+        });
+        kind.by_kind
+            .entry(doc["kind"].as_str().unwrap_or_default().to_string())
             .or_default()
             .push(doc);
     }
-    let only = |kind: &str| -> Value {
-        let items = &by_kind[kind];
-        assert_eq!(items.len(), 1, "one {kind} in kind/manifests");
-        items[0].clone()
-    };
-    let store = only("ObjectStore");
-    let cluster = only("Cluster");
-    let backup = only("ScheduledBackup");
-    let ns = cluster["metadata"]["namespace"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    case!(cases, object_store_writes_to_the_in_cluster_minio(&kind));
+    case!(cases, object_store_credentials_are_minio_root(&kind));
+    case!(
+        cases,
+        cluster_archives_through_the_plugin_into_the_store(&kind)
+    );
+    case!(
+        cases,
+        scheduled_backup_backs_up_the_cluster_through_the_plugin(&kind)
+    );
+    cases.finish("kind/manifests");
+}
 
-    // The ObjectStore points at the in-cluster MinIO, with credentials that exist and match
-    // MinIO's root user.
-    let config = &store["spec"]["configuration"];
+/// Types one document (or validates it against its CRD), recording Secrets and Services.
+fn kind_object(
+    kind: &mut KindManifests,
+    schemas: &KindSchemas,
+    file: &str,
+    what: &str,
+    doc: &Value,
+) -> Result<(), String> {
+    let namespace = doc["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let name = doc["metadata"]["name"].as_str().unwrap_or("").to_string();
+    match (doc["apiVersion"].as_str(), doc["kind"].as_str()) {
+        (Some("v1"), Some("Namespace")) => {
+            typed::<Namespace>(doc, file);
+        }
+        (Some("v1"), Some("Secret")) => {
+            let s: Secret = typed(doc, file);
+            let data = s.string_data.clone().unwrap_or_default();
+            kind.secrets.insert((namespace, name), data);
+        }
+        (Some("v1"), Some("Service")) => {
+            let s: Service = typed(doc, file);
+            for p in s.spec.unwrap().ports.unwrap_or_default() {
+                kind.services
+                    .insert(format!("http://{name}.{namespace}.svc:{}", p.port));
+            }
+        }
+        (Some("apps/v1"), Some("Deployment")) => {
+            let d: Deployment = typed(doc, file);
+            pinned_images(&d.spec.unwrap().template.spec.unwrap().containers, what);
+        }
+        (Some("batch/v1"), Some("Job")) => {
+            let j: Job = typed(doc, file);
+            pinned_images(&j.spec.unwrap().template.spec.unwrap().containers, what);
+        }
+        (Some("postgresql.cnpg.io/v1"), Some("Cluster")) => {
+            let errors = crd::validate(doc, &schemas.cluster);
+            assert!(errors.is_empty(), "{what}: {errors:#?}");
+        }
+        (Some("barmancloud.cnpg.io/v1"), Some("ObjectStore")) => {
+            let errors = crd::validate(doc, &schemas.store);
+            assert!(errors.is_empty(), "{what}: {errors:#?}");
+        }
+        (Some("postgresql.cnpg.io/v1"), Some("ScheduledBackup")) => {
+            let errors = crd::validate(doc, &schemas.backup);
+            assert!(errors.is_empty(), "{what}: {errors:#?}");
+        }
+        (api, kind) => panic!("{file}: unexpected object {api:?} {kind:?}"),
+    }
+    Ok(())
+}
+
+/// The ObjectStore points at the in-cluster MinIO.
+fn object_store_writes_to_the_in_cluster_minio(kind: &KindManifests) -> Result<(), String> {
+    let config = &kind.only("ObjectStore")["spec"]["configuration"];
     assert_eq!(config["destinationPath"], "s3://backups/pg");
     let endpoint = config["endpointURL"].as_str().unwrap();
     assert!(
-        services.contains(endpoint),
-        "{endpoint} is one of the Services {services:?}"
+        kind.services.contains(endpoint),
+        "{endpoint} is one of the Services {:?}",
+        kind.services
     );
     assert!(read("kind/manifests/minio-bucket.yaml").contains("store/backups"));
-    let minio_root = &secrets[&("minio".to_string(), "minio-root".to_string())];
-    let s3 = &config["s3Credentials"];
+    Ok(())
+}
+
+/// The ObjectStore's credentials exist and match MinIO's root user.
+fn object_store_credentials_are_minio_root(kind: &KindManifests) -> Result<(), String> {
+    let ns = kind.ns();
+    let minio_root = &kind.secrets[&("minio".to_string(), "minio-root".to_string())];
+    let s3 = &kind.only("ObjectStore")["spec"]["configuration"]["s3Credentials"];
     for (field, root_key) in [
         ("accessKeyId", "MINIO_ROOT_USER"),
         ("secretAccessKey", "MINIO_ROOT_PASSWORD"),
     ] {
         let secret = s3[field]["name"].as_str().unwrap().to_string();
         let key = s3[field]["key"].as_str().unwrap();
-        let value = secrets
+        let value = kind
+            .secrets
             .get(&(ns.clone(), secret.clone()))
             .and_then(|s| s.get(key))
             .unwrap_or_else(|| {
@@ -712,9 +963,12 @@ fn kind_manifests_are_valid_and_consistent() {
             "s3Credentials.{field} is MinIO's {root_key}"
         );
     }
+    Ok(())
+}
 
-    // The Cluster archives through the plugin into that ObjectStore, as lineage app-v1, and the
-    // ScheduledBackup backs it up through the plugin.
+/// The Cluster archives through the plugin into that ObjectStore, as lineage app-v1.
+fn cluster_archives_through_the_plugin_into_the_store(kind: &KindManifests) -> Result<(), String> {
+    let (store, cluster) = (kind.only("ObjectStore"), kind.only("Cluster"));
     let plugin = &cluster["spec"]["plugins"][0];
     assert_eq!(plugin["name"], "barman-cloud.cloudnative-pg.io");
     assert_eq!(plugin["isWALArchiver"], true);
@@ -728,6 +982,15 @@ fn kind_manifests_are_valid_and_consistent() {
         cluster["metadata"]["namespace"]
     );
     assert_eq!(cluster["spec"]["instances"], 1);
+    Ok(())
+}
+
+/// The ScheduledBackup backs the Cluster up through the plugin.
+fn scheduled_backup_backs_up_the_cluster_through_the_plugin(
+    kind: &KindManifests,
+) -> Result<(), String> {
+    let (cluster, backup) = (kind.only("Cluster"), kind.only("ScheduledBackup"));
+    let plugin = &cluster["spec"]["plugins"][0];
     assert_eq!(
         backup["spec"]["cluster"]["name"],
         cluster["metadata"]["name"]
@@ -742,6 +1005,7 @@ fn kind_manifests_are_valid_and_consistent() {
         backup["spec"]["pluginConfiguration"]["name"],
         plugin["name"]
     );
+    Ok(())
 }
 
 fn pinned_images(containers: &[k8s_openapi::api::core::v1::Container], what: &str) {

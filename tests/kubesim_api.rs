@@ -4,10 +4,12 @@
 mod kubesim;
 
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::time::Duration;
 
-use futures::{AsyncBufReadExt, StreamExt, TryStreamExt};
+use futures::stream::BoxStream;
+use futures::{AsyncBufReadExt, FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -68,12 +70,243 @@ fn pod(name: &str, ns: &str) -> Value {
     })
 }
 
+/// Named checks played in turn. A check that returns `Err` or panics is recorded with its name
+/// and the next one still runs; `finish` asserts once, at the end, that none failed. A check
+/// whose prerequisite (a check that created the state it works on) failed is not run and is
+/// recorded as skipped, by name.
+#[derive(Default)]
+struct Cases {
+    ran: Vec<String>,
+    failed: Vec<String>,
+    messages: Vec<String>,
+}
+
+/// `case!(cases, [prerequisites], check(args))` runs the function `check` as the case of that
+/// name; `async_case!` awaits it.
+macro_rules! case {
+    ($cases:ident, [$($need:ident),*], $check:ident($($arg:expr),*)) => {
+        $cases.run(stringify!($check), &[$(stringify!($need)),*], || $check($($arg),*))
+    };
+}
+
+macro_rules! async_case {
+    ($cases:ident, [$($need:ident),*], $check:ident($($arg:expr),*)) => {
+        $cases
+            .run_async(stringify!($check), &[$(stringify!($need)),*], $check($($arg),*))
+            .await
+    };
+}
+
+impl Cases {
+    /// Whether `name` must be skipped because one of `needs` failed (or was skipped).
+    fn blocked(&mut self, name: &str, needs: &[&str]) -> bool {
+        for need in needs {
+            assert!(
+                self.ran.iter().any(|r| r == need),
+                "{name} runs before {need}"
+            );
+        }
+        self.ran.push(name.to_string());
+        let Some(need) = needs.iter().find(|n| self.failed.iter().any(|f| f == *n)) else {
+            return false;
+        };
+        self.failed.push(name.to_string());
+        self.messages
+            .push(format!("{name}: skipped, its prerequisite {need} failed"));
+        true
+    }
+
+    fn record(&mut self, name: &str, outcome: std::thread::Result<Result<(), String>>) {
+        let message = match outcome {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e,
+            Err(panic) => panic_message(panic),
+        };
+        self.failed.push(name.to_string());
+        self.messages.push(format!("{name}: {message}"));
+    }
+
+    fn run(&mut self, name: &str, needs: &[&str], case: impl FnOnce() -> Result<(), String>) {
+        if !self.blocked(name, needs) {
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(case));
+            self.record(name, outcome);
+        }
+    }
+
+    async fn run_async(
+        &mut self,
+        name: &str,
+        needs: &[&str],
+        case: impl Future<Output = Result<(), String>>,
+    ) {
+        if !self.blocked(name, needs) {
+            let outcome = AssertUnwindSafe(case).catch_unwind().await;
+            self.record(name, outcome);
+        }
+    }
+
+    fn finish(self, test: &str) {
+        assert!(
+            self.messages.is_empty(),
+            "{test}: {} case(s) failed:\n{}",
+            self.messages.len(),
+            self.messages.join("\n")
+        );
+    }
+}
+
+fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+    match panic.downcast::<String>() {
+        Ok(s) => *s,
+        Err(panic) => match panic.downcast::<&str>() {
+            Ok(s) => s.to_string(),
+            Err(_) => "panicked".to_string(),
+        },
+    }
+}
+
+/// What the CRUD/apply/watch cases share: the simulator, the APIs of the drill namespace, and
+/// the state earlier cases leave for later ones.
+struct Crud {
+    sim: KubeSim,
+    namespaces: Api<Namespace>,
+    secrets: Api<Secret>,
+    clusters: Api<DynamicObject>,
+    /// The Cluster manifest applied server-side.
+    cluster: DynamicObject,
+    /// The Cluster as the first apply returned it.
+    applied: Option<DynamicObject>,
+    /// The Cluster after the merge patch of its spec.
+    patched: Option<DynamicObject>,
+    /// The watch on Clusters opened from "0".
+    events: Option<BoxStream<'static, kube::Result<WatchEvent<DynamicObject>>>>,
+}
+
+impl Crud {
+    /// A simulator, and a client of it built from its kubeconfig file.
+    async fn start() -> Crud {
+        let sim = KubeSim::start(SimOptions::default());
+        let client = client_from_kubeconfig(&sim.kubeconfig).await;
+        let ar = clusters_resource();
+        Crud {
+            sim,
+            namespaces: Api::all(client.clone()),
+            secrets: Api::namespaced(client.clone(), "drill-1"),
+            clusters: Api::namespaced_with(client.clone(), "drill-1", &ar),
+            cluster: DynamicObject::new("pg", &ar)
+                .within("drill-1")
+                .data(json!({"spec": {"instances": 1, "storage": {"size": "1Gi"}},
+                             "status": {"phase": "ignored on the main resource"}})),
+            applied: None,
+            patched: None,
+            events: None,
+        }
+    }
+}
+
+fn secret_names(l: kube::core::ObjectList<Secret>) -> Vec<String> {
+    l.items
+        .into_iter()
+        .filter_map(|s| s.metadata.name)
+        .collect()
+}
+
+/// The cases share one simulator and run in this order: each works on the objects the earlier
+/// ones created (the namespace, its Secrets, the Cluster and its watch), so a case whose
+/// prerequisite failed is reported as skipped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kube_client_crud_apply_watch_and_namespace_deletion() {
-    let sim = KubeSim::start(SimOptions::default());
-    let client = client_from_kubeconfig(&sim.kubeconfig).await;
+    let mut c = Crud::start().await;
+    let mut cases = Cases::default();
+    async_case!(cases, [], namespace_is_created_active_and_listed(&c));
+    // Secrets: stringData becomes data, label selectors filter, duplicates conflict.
+    async_case!(
+        cases,
+        [namespace_is_created_active_and_listed],
+        secrets_are_created(&c)
+    );
+    async_case!(cases, [secrets_are_created], string_data_becomes_data(&c));
+    async_case!(
+        cases,
+        [secrets_are_created],
+        label_and_field_selectors_filter(&c)
+    );
+    async_case!(
+        cases,
+        [secrets_are_created],
+        paging_with_limit_and_continue(&c)
+    );
+    async_case!(cases, [secrets_are_created], duplicate_create_conflicts(&c));
+    async_case!(
+        cases,
+        [namespace_is_created_active_and_listed],
+        missing_secret_is_not_found(&c)
+    );
+    // A CNPG Cluster through server-side apply of a DynamicObject, watched, then patched.
+    async_case!(
+        cases,
+        [namespace_is_created_active_and_listed],
+        cluster_is_server_side_applied(&mut c)
+    );
+    async_case!(
+        cases,
+        [cluster_is_server_side_applied],
+        reapplying_is_a_no_op(&c)
+    );
+    async_case!(
+        cases,
+        [cluster_is_server_side_applied],
+        watch_sees_current_state_and_status_change(&mut c)
+    );
+    async_case!(
+        cases,
+        [watch_sees_current_state_and_status_change],
+        main_resource_ignores_status_and_bumps_generation(&mut c)
+    );
+    async_case!(
+        cases,
+        [main_resource_ignores_status_and_bumps_generation],
+        status_subresource_changes_only_status(&c)
+    );
+    async_case!(
+        cases,
+        [main_resource_ignores_status_and_bumps_generation],
+        stale_replace_conflicts(&c)
+    );
+    async_case!(
+        cases,
+        [status_subresource_changes_only_status],
+        watch_sees_both_modifications(&mut c)
+    );
+    // Deleting the namespace: Terminating at once, new content refused, then all gone.
+    async_case!(
+        cases,
+        [namespace_is_created_active_and_listed],
+        namespace_deletion_starts_terminating(&c)
+    );
+    async_case!(
+        cases,
+        [namespace_deletion_starts_terminating],
+        terminating_namespace_refuses_content(&c)
+    );
+    async_case!(
+        cases,
+        [
+            watch_sees_both_modifications,
+            namespace_deletion_starts_terminating
+        ],
+        watch_sees_cluster_deleted(&mut c)
+    );
+    async_case!(
+        cases,
+        [namespace_deletion_starts_terminating],
+        namespace_contents_are_removed(&c)
+    );
+    async_case!(cases, [], shutdown_ends_open_watches(&mut c));
+    cases.finish("kube_client_crud_apply_watch_and_namespace_deletion");
+}
 
-    let namespaces: Api<Namespace> = Api::all(client.clone());
+async fn namespace_is_created_active_and_listed(c: &Crud) -> Result<(), String> {
     let ns = Namespace {
         metadata: ObjectMeta {
             name: Some("drill-1".into()),
@@ -82,22 +315,24 @@ async fn kube_client_crud_apply_watch_and_namespace_deletion() {
         },
         ..Default::default()
     };
-    let created = namespaces
+    let created = c
+        .namespaces
         .create(&PostParams::default(), &ns)
         .await
         .unwrap();
     assert_eq!(created.status.unwrap().phase.as_deref(), Some("Active"));
     assert!(created.metadata.uid.is_some());
-    let listed = namespaces.list(&ListParams::default()).await.unwrap();
+    let listed = c.namespaces.list(&ListParams::default()).await.unwrap();
     let names: Vec<_> = listed
         .items
         .iter()
         .filter_map(|n| n.metadata.name.clone())
         .collect();
     assert_eq!(names, ["default", "drill-1", "kube-system"]);
+    Ok(())
+}
 
-    // Secrets: stringData becomes data, label selectors filter, duplicates conflict.
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), "drill-1");
+async fn secrets_are_created(c: &Crud) -> Result<(), String> {
     let labelled = Secret {
         metadata: ObjectMeta {
             name: Some("creds".into()),
@@ -107,33 +342,41 @@ async fn kube_client_crud_apply_watch_and_namespace_deletion() {
         string_data: Some(BTreeMap::from([("password".into(), "s3cret".into())])),
         ..Default::default()
     };
-    let other = Secret {
+    c.secrets
+        .create(&PostParams::default(), &labelled)
+        .await
+        .unwrap();
+    c.secrets
+        .create(&PostParams::default(), &other_secret())
+        .await
+        .unwrap();
+    Ok(())
+}
+
+/// The unlabelled Secret "other".
+fn other_secret() -> Secret {
+    Secret {
         metadata: ObjectMeta {
             name: Some("other".into()),
             ..Default::default()
         },
         ..Default::default()
-    };
-    secrets
-        .create(&PostParams::default(), &labelled)
-        .await
-        .unwrap();
-    secrets
-        .create(&PostParams::default(), &other)
-        .await
-        .unwrap();
-    let got = secrets.get("creds").await.unwrap();
+    }
+}
+
+async fn string_data_becomes_data(c: &Crud) -> Result<(), String> {
+    let got = c.secrets.get("creds").await.unwrap();
     assert_eq!(
         got.data.unwrap()["password"],
         ByteString(b"s3cret".to_vec())
     );
     assert_eq!(got.type_.as_deref(), Some("Opaque"));
-    let names = |l: kube::core::ObjectList<Secret>| -> Vec<String> {
-        l.items
-            .into_iter()
-            .filter_map(|s| s.metadata.name)
-            .collect()
-    };
+    Ok(())
+}
+
+async fn label_and_field_selectors_filter(c: &Crud) -> Result<(), String> {
+    let names = secret_names;
+    let secrets = &c.secrets;
     let sel = |s: &str| ListParams::default().labels(s);
     assert_eq!(
         names(secrets.list(&sel("app=pgdrill")).await.unwrap()),
@@ -150,7 +393,11 @@ async fn kube_client_crud_apply_watch_and_namespace_deletion() {
     );
     let by_name = ListParams::default().fields("metadata.name=other");
     assert_eq!(names(secrets.list(&by_name).await.unwrap()), ["other"]);
-    // Paging with limit/continue.
+    Ok(())
+}
+
+async fn paging_with_limit_and_continue(c: &Crud) -> Result<(), String> {
+    let secrets = &c.secrets;
     let first = secrets.list(&ListParams::default().limit(1)).await.unwrap();
     assert_eq!(first.metadata.remaining_item_count, Some(1));
     let token = first.metadata.continue_.clone().expect("a continue token");
@@ -167,15 +414,24 @@ async fn kube_client_crud_apply_watch_and_namespace_deletion() {
             .is_empty()
     );
     assert_eq!(
-        (names(first), names(second)),
+        (secret_names(first), secret_names(second)),
         (vec!["creds".to_string()], vec!["other".to_string()])
     );
-    let dup = secrets
-        .create(&PostParams::default(), &other)
+    Ok(())
+}
+
+async fn duplicate_create_conflicts(c: &Crud) -> Result<(), String> {
+    let dup = c
+        .secrets
+        .create(&PostParams::default(), &other_secret())
         .await
         .unwrap_err();
     assert!(matches!(&dup, kube::Error::Api(s) if s.code == 409 && s.reason == "AlreadyExists"));
-    let missing = secrets.get("missing").await.unwrap_err();
+    Ok(())
+}
+
+async fn missing_secret_is_not_found(c: &Crud) -> Result<(), String> {
+    let missing = c.secrets.get("missing").await.unwrap_err();
     match &missing {
         kube::Error::Api(s) => {
             assert_eq!((s.code, s.reason.as_str()), (404, "NotFound"));
@@ -183,23 +439,24 @@ async fn kube_client_crud_apply_watch_and_namespace_deletion() {
         }
         other => panic!("expected an API error, got {other:?}"),
     }
-    assert!(secrets.get_opt("missing").await.unwrap().is_none());
+    assert!(c.secrets.get_opt("missing").await.unwrap().is_none());
+    Ok(())
+}
 
-    // A CNPG Cluster through server-side apply of a DynamicObject.
-    let ar = clusters_resource();
-    let clusters: Api<DynamicObject> = Api::namespaced_with(client.clone(), "drill-1", &ar);
-    let cluster = DynamicObject::new("pg", &ar)
-        .within("drill-1")
-        .data(json!({"spec": {"instances": 1, "storage": {"size": "1Gi"}},
-                     "status": {"phase": "ignored on the main resource"}}));
-    let applied = clusters
+async fn apply_cluster(c: &Crud) -> DynamicObject {
+    c.clusters
         .patch(
             "pg",
             &PatchParams::apply("pgdrill").force(),
-            &Patch::Apply(&cluster),
+            &Patch::Apply(&c.cluster),
         )
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn cluster_is_server_side_applied(c: &mut Crud) -> Result<(), String> {
+    let applied = apply_cluster(c).await;
+    c.applied = Some(applied.clone());
     assert_eq!(applied.metadata.generation, Some(1));
     assert_eq!(applied.data["spec"]["instances"], 1);
     assert!(applied.data.get("status").is_none(), "{:?}", applied.data);
@@ -216,28 +473,32 @@ async fn kube_client_crud_apply_watch_and_namespace_deletion() {
         })
         .collect();
     assert_eq!(managers, [("pgdrill".to_string(), "Apply".to_string())]);
-    // Re-applying the same configuration is a no-op (same resourceVersion).
-    let again = clusters
-        .patch(
-            "pg",
-            &PatchParams::apply("pgdrill").force(),
-            &Patch::Apply(&cluster),
-        )
-        .await
-        .unwrap();
+    Ok(())
+}
+
+/// Re-applying the same configuration is a no-op (same resourceVersion).
+async fn reapplying_is_a_no_op(c: &Crud) -> Result<(), String> {
+    let applied = c.applied.as_ref().ok_or("no first apply")?;
+    let again = apply_cluster(c).await;
     assert_eq!(
         again.metadata.resource_version,
         applied.metadata.resource_version
     );
+    Ok(())
+}
 
-    // Watch from "0": the current state, then the status change a controller makes.
+/// Watch from "0": the current state, then the status change a controller makes.
+async fn watch_sees_current_state_and_status_change(c: &mut Crud) -> Result<(), String> {
     let wp = WatchParams::default().timeout(30);
-    let mut events = clusters.watch(&wp, "0").await.unwrap().boxed();
-    match next_event(&mut events).await {
+    let events = c
+        .events
+        .insert(c.clusters.watch(&wp, "0").await.unwrap().boxed());
+    match next_event(events).await {
         WatchEvent::Added(o) => assert_eq!(o.metadata.name.as_deref(), Some("pg")),
         other => panic!("expected ADDED, got {other:?}"),
     }
-    sim.store
+    c.sim
+        .store
         .patch_status(
             &ResourceKey::cnpg_clusters(),
             "drill-1",
@@ -245,15 +506,19 @@ async fn kube_client_crud_apply_watch_and_namespace_deletion() {
             json!({"phase": "Cluster in healthy state", "readyInstances": 1}),
         )
         .unwrap();
-    match next_event(&mut events).await {
+    match next_event(events).await {
         WatchEvent::Modified(o) => {
             assert_eq!(o.data["status"]["phase"], "Cluster in healthy state");
         }
         other => panic!("expected MODIFIED, got {other:?}"),
     }
+    Ok(())
+}
 
-    // Status written through the main resource is ignored; a spec change bumps generation.
-    let patched = clusters
+/// Status written through the main resource is ignored; a spec change bumps generation.
+async fn main_resource_ignores_status_and_bumps_generation(c: &mut Crud) -> Result<(), String> {
+    let patched = c
+        .clusters
         .patch(
             "pg",
             &PatchParams::default(),
@@ -261,11 +526,17 @@ async fn kube_client_crud_apply_watch_and_namespace_deletion() {
         )
         .await
         .unwrap();
+    c.patched = Some(patched.clone());
     assert_eq!(patched.data["status"]["phase"], "Cluster in healthy state");
     assert_eq!(patched.data["spec"]["instances"], 3);
     assert_eq!(patched.metadata.generation, Some(2));
-    // ... while /status changes only status.
-    let status = clusters
+    Ok(())
+}
+
+/// ... while /status changes only status.
+async fn status_subresource_changes_only_status(c: &Crud) -> Result<(), String> {
+    let status = c
+        .clusters
         .patch_status(
             "pg",
             &PatchParams::default(),
@@ -280,23 +551,33 @@ async fn kube_client_crud_apply_watch_and_namespace_deletion() {
         ),
         (json!(3), json!("Switchover"))
     );
-    // Stale resourceVersion on replace: 409 Conflict.
-    let mut stale = patched.clone();
+    Ok(())
+}
+
+/// Stale resourceVersion on replace: 409 Conflict.
+async fn stale_replace_conflicts(c: &Crud) -> Result<(), String> {
+    let mut stale = c.patched.clone().ok_or("no patched Cluster")?;
     stale.data["spec"]["instances"] = json!(5);
-    let conflict = clusters
+    let conflict = c
+        .clusters
         .replace("pg", &PostParams::default(), &stale)
         .await
         .unwrap_err();
     assert!(matches!(&conflict, kube::Error::Api(s) if s.code == 409 && s.reason == "Conflict"));
-    for _ in 0..2 {
-        assert!(matches!(
-            next_event(&mut events).await,
-            WatchEvent::Modified(_)
-        ));
-    }
+    Ok(())
+}
 
-    // Deleting the namespace: Terminating at once, new content refused, then all gone.
-    let deleted = namespaces
+async fn watch_sees_both_modifications(c: &mut Crud) -> Result<(), String> {
+    let events = c.events.as_mut().ok_or("no watch")?;
+    for _ in 0..2 {
+        assert!(matches!(next_event(events).await, WatchEvent::Modified(_)));
+    }
+    Ok(())
+}
+
+async fn namespace_deletion_starts_terminating(c: &Crud) -> Result<(), String> {
+    let deleted = c
+        .namespaces
         .delete("drill-1", &DeleteParams::default())
         .await
         .unwrap();
@@ -305,17 +586,20 @@ async fn kube_client_crud_apply_watch_and_namespace_deletion() {
         terminating.status.unwrap().phase.as_deref(),
         Some("Terminating")
     );
-    let refused = secrets
-        .create(
-            &PostParams::default(),
-            &Secret {
-                metadata: ObjectMeta {
-                    name: Some("late".into()),
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
-        )
+    Ok(())
+}
+
+async fn terminating_namespace_refuses_content(c: &Crud) -> Result<(), String> {
+    let late = Secret {
+        metadata: ObjectMeta {
+            name: Some("late".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let refused = c
+        .secrets
+        .create(&PostParams::default(), &late)
         .await
         .unwrap_err();
     match &refused {
@@ -329,52 +613,52 @@ async fn kube_client_crud_apply_watch_and_namespace_deletion() {
         }
         other => panic!("expected 403, got {other:?}"),
     }
-    match next_event(&mut events).await {
+    Ok(())
+}
+
+async fn watch_sees_cluster_deleted(c: &mut Crud) -> Result<(), String> {
+    let events = c.events.as_mut().ok_or("no watch")?;
+    match next_event(events).await {
         WatchEvent::Deleted(o) => assert_eq!(o.metadata.name.as_deref(), Some("pg")),
         other => panic!("expected DELETED, got {other:?}"),
     }
+    Ok(())
+}
+
+async fn namespace_contents_are_removed(c: &Crud) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + WAIT;
-    while namespaces.get_opt("drill-1").await.unwrap().is_some() {
+    while c.namespaces.get_opt("drill-1").await.unwrap().is_some() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "namespace still there"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let all = ListParams::default();
+    assert!(c.secrets.list(&all).await.unwrap().items.is_empty());
+    assert!(c.clusters.list(&all).await.unwrap().items.is_empty());
     assert!(
-        secrets
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .is_empty()
-    );
-    assert!(
-        clusters
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .is_empty()
-    );
-    assert!(
-        sim.store
+        c.sim
+            .store
             .list(&ResourceKey::secrets(), Some("drill-1"))
             .is_empty()
     );
-    let err = namespaces.get("drill-1").await.unwrap_err();
+    let err = c.namespaces.get("drill-1").await.unwrap_err();
     assert_eq!(api_code(&err), Some(404));
+    Ok(())
+}
 
-    // Shutting the simulator down ends open watches promptly (and cleanly).
-    let mut sim = sim;
-    let mut open = namespaces
+/// Shutting the simulator down ends open watches promptly (and cleanly).
+async fn shutdown_ends_open_watches(c: &mut Crud) -> Result<(), String> {
+    let mut open = c
+        .namespaces
         .watch(&WatchParams::default(), "0")
         .await
         .unwrap()
         .boxed();
     assert!(matches!(open.next().await, Some(Ok(WatchEvent::Added(_)))));
     let started = std::time::Instant::now();
-    tokio::task::block_in_place(|| sim.shutdown());
+    tokio::task::block_in_place(|| c.sim.shutdown());
     let end = tokio::time::timeout(Duration::from_secs(3), async {
         while let Some(e) = open.next().await {
             e.expect("no error while the stream ends");
@@ -383,6 +667,7 @@ async fn kube_client_crud_apply_watch_and_namespace_deletion() {
     .await;
     assert!(end.is_ok(), "the watch did not end after shutdown");
     assert!(started.elapsed() < Duration::from_secs(3));
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -664,6 +949,9 @@ fn run(cmd: &mut std::process::Command) -> (bool, String, String) {
     )
 }
 
+/// The cases share one simulator and run in this order: the ones after
+/// `server_side_apply_creates_namespace_and_cluster` read, then delete, what it applied, so they
+/// are reported as skipped when it fails.
 #[test]
 fn kubectl_against_the_simulator() {
     if !Path::new("/usr/bin/kubectl").exists() {
@@ -672,7 +960,54 @@ fn kubectl_against_the_simulator() {
     }
     // Started from sync code: the simulator brings its own runtime.
     let sim = KubeSim::start(SimOptions::default());
+    let mut cases = Cases::default();
+    case!(cases, [], get_ns_lists_the_namespaces(&sim));
+    case!(
+        cases,
+        [],
+        server_side_apply_creates_namespace_and_cluster(&sim)
+    );
+    case!(
+        cases,
+        [server_side_apply_creates_namespace_and_cluster],
+        reapplying_changes_nothing(&sim)
+    );
+    case!(
+        cases,
+        [server_side_apply_creates_namespace_and_cluster],
+        get_clusters_as_json(&sim)
+    );
+    case!(
+        cases,
+        [server_side_apply_creates_namespace_and_cluster],
+        the_store_has_the_managed_fields(&sim)
+    );
+    case!(
+        cases,
+        [server_side_apply_creates_namespace_and_cluster],
+        get_clusters_by_label(&sim)
+    );
+    case!(
+        cases,
+        [server_side_apply_creates_namespace_and_cluster],
+        delete_ns_removes_its_clusters(&sim)
+    );
+    case!(
+        cases,
+        [delete_ns_removes_its_clusters],
+        deleted_ns_is_not_found(&sim)
+    );
+    case!(cases, [], port_forward_upgrades_are_refused(&sim));
+    case!(
+        cases,
+        [server_side_apply_creates_namespace_and_cluster],
+        apply_is_recorded_as_a_patch(&sim)
+    );
+    case!(cases, [], plain_http_requests_are_anonymous(&sim));
+    cases.finish("kubectl_against_the_simulator");
+}
 
+fn get_ns_lists_the_namespaces(sim: &KubeSim) -> Result<(), String> {
     let (ok, out, err) = run(sim.kubectl().args(["get", "ns"]));
     assert!(ok, "kubectl get ns: {err}");
     assert!(out.contains("NAME") && out.contains("STATUS"), "{out}");
@@ -682,25 +1017,36 @@ fn kubectl_against_the_simulator() {
         "{out}"
     );
     assert!(out.contains("kube-system"), "{out}");
+    Ok(())
+}
 
-    // Server-side apply of a namespace and a Cluster (no OpenAPI documents are served, so
-    // client-side validation must be off).
-    let manifest = sim.dir().join("cluster.yaml");
+/// `kubectl apply --server-side` of `cluster.yaml` in the simulator's directory (no OpenAPI
+/// documents are served, so client-side validation must be off).
+fn kubectl_apply(sim: &KubeSim) -> std::process::Command {
+    let mut c = sim.kubectl();
+    c.args(["apply", "--server-side", "--validate=false", "-f"])
+        .arg(sim.dir().join("cluster.yaml"));
+    c
+}
+
+fn cluster_resource_version(sim: &KubeSim) -> Value {
+    sim.store
+        .get(&ResourceKey::cnpg_clusters(), Some("kc-test"), "pg-kubectl")
+        .unwrap()["metadata"]["resourceVersion"]
+        .clone()
+}
+
+/// Server-side apply of a namespace and a Cluster.
+fn server_side_apply_creates_namespace_and_cluster(sim: &KubeSim) -> Result<(), String> {
     std::fs::write(
-        &manifest,
+        sim.dir().join("cluster.yaml"),
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: kc-test\n---\n\
          apiVersion: postgresql.cnpg.io/v1\nkind: Cluster\nmetadata:\n  name: pg-kubectl\n  \
          namespace: kc-test\n  labels:\n    app: drill\nspec:\n  instances: 1\n  storage:\n    \
          size: 1Gi\n",
     )
     .unwrap();
-    let apply = || {
-        let mut c = sim.kubectl();
-        c.args(["apply", "--server-side", "--validate=false", "-f"])
-            .arg(&manifest);
-        c
-    };
-    let (ok, out, err) = run(&mut apply());
+    let (ok, out, err) = run(&mut kubectl_apply(sim));
     assert!(ok, "kubectl apply --server-side: {err}");
     assert!(
         out.contains("namespace/kc-test serverside-applied"),
@@ -710,21 +1056,22 @@ fn kubectl_against_the_simulator() {
         out.contains("cluster.postgresql.cnpg.io/pg-kubectl serverside-applied"),
         "{out}"
     );
-    let rv = |sim: &KubeSim| {
-        sim.store
-            .get(&ResourceKey::cnpg_clusters(), Some("kc-test"), "pg-kubectl")
-            .unwrap()["metadata"]["resourceVersion"]
-            .clone()
-    };
-    let before = rv(&sim);
-    let (ok, _, err) = run(&mut apply());
+    Ok(())
+}
+
+fn reapplying_changes_nothing(sim: &KubeSim) -> Result<(), String> {
+    let before = cluster_resource_version(sim);
+    let (ok, _, err) = run(&mut kubectl_apply(sim));
     assert!(ok, "second kubectl apply --server-side: {err}");
     assert_eq!(
-        rv(&sim),
+        cluster_resource_version(sim),
         before,
         "re-applying the same manifest changes nothing"
     );
+    Ok(())
+}
 
+fn get_clusters_as_json(sim: &KubeSim) -> Result<(), String> {
     let (ok, out, err) =
         run(sim
             .kubectl()
@@ -736,13 +1083,20 @@ fn kubectl_against_the_simulator() {
     assert_eq!(items[0]["metadata"]["name"], "pg-kubectl");
     assert_eq!(items[0]["metadata"]["namespace"], "kc-test");
     assert_eq!(items[0]["spec"]["storage"]["size"], "1Gi");
-    // (kubectl hides managedFields in its output; the store has them.)
+    Ok(())
+}
+
+/// kubectl hides managedFields in its output; the store has them.
+fn the_store_has_the_managed_fields(sim: &KubeSim) -> Result<(), String> {
     let stored = sim
         .store
         .get(&ResourceKey::cnpg_clusters(), Some("kc-test"), "pg-kubectl")
         .unwrap();
     assert_eq!(stored["metadata"]["managedFields"][0]["manager"], "kubectl");
+    Ok(())
+}
 
+fn get_clusters_by_label(sim: &KubeSim) -> Result<(), String> {
     let (ok, out, err) =
         run(sim
             .kubectl()
@@ -752,7 +1106,10 @@ fn kubectl_against_the_simulator() {
         out.contains("pg-kubectl") && out.contains("INSTANCES"),
         "{out}"
     );
+    Ok(())
+}
 
+fn delete_ns_removes_its_clusters(sim: &KubeSim) -> Result<(), String> {
     let (ok, out, err) = run(sim
         .kubectl()
         .args(["delete", "ns", "kc-test", "--timeout=20s"]));
@@ -768,13 +1125,19 @@ fn kubectl_against_the_simulator() {
             .list(&ResourceKey::cnpg_clusters(), None)
             .is_empty()
     );
+    Ok(())
+}
 
+fn deleted_ns_is_not_found(sim: &KubeSim) -> Result<(), String> {
     let (ok, _, err) = run(sim.kubectl().args(["get", "ns", "kc-test"]));
     assert!(!ok && err.contains("NotFound"), "{err}");
+    Ok(())
+}
 
-    // kubectl port-forward first tries WebSockets with the SPDY-tunnelling subprotocol
-    // (refused: 403), then falls back to a SPDY upgrade (refused: 400); only kube-rs's
-    // v4.channel.k8s.io protocol is simulated.
+/// kubectl port-forward first tries WebSockets with the SPDY-tunnelling subprotocol (refused:
+/// 403), then falls back to a SPDY upgrade (refused: 400); only kube-rs's v4.channel.k8s.io
+/// protocol is simulated.
+fn port_forward_upgrades_are_refused(sim: &KubeSim) -> Result<(), String> {
     sim.store
         .create(&ResourceKey::pods(), pod("pg-1", "default"))
         .unwrap();
@@ -796,17 +1159,36 @@ fn kubectl_against_the_simulator() {
         pf,
         [("create".to_string(), 403), ("create".to_string(), 400)]
     );
+    Ok(())
+}
 
-    // client-go sends no kubeconfig credentials over plain http.
-    let requests = sim.store.requests();
+fn apply_is_recorded_as_a_patch(sim: &KubeSim) -> Result<(), String> {
     assert!(
-        requests
+        sim.store
+            .requests()
             .iter()
             .any(|r| r.verb == "patch" && r.resource == "clusters")
     );
-    assert!(requests.iter().all(|r| r.user == "system:anonymous"));
+    Ok(())
 }
 
+/// client-go sends no kubeconfig credentials over plain http.
+fn plain_http_requests_are_anonymous(sim: &KubeSim) -> Result<(), String> {
+    let requests = sim.store.requests();
+    assert!(requests.iter().all(|r| r.user == "system:anonymous"));
+    Ok(())
+}
+
+/// What the request-recording cases share: the simulator (its pod pg-1 forwarding to an echo
+/// server) and a client of it.
+struct Recorded {
+    sim: KubeSim,
+    client: kube::Client,
+}
+
+/// The cases run in this order and each makes requests the simulator records: the last ones
+/// check the record of all the earlier ones (so they run even when one of those failed, and
+/// then report the difference).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_are_recorded_with_rbac_verbs() {
     let sim = KubeSim::start(SimOptions::default());
@@ -820,8 +1202,19 @@ async fn requests_are_recorded_with_rbac_verbs() {
     client.list_api_groups().await.unwrap();
     client.list_core_api_resources("v1").await.unwrap();
     sim.store.clear_requests();
+    let r = Recorded { sim, client };
+    let mut cases = Cases::default();
+    async_case!(cases, [], configmap_create_read_watch_patch_delete(&r));
+    async_case!(cases, [], pod_logs_and_port_forward(&r));
+    async_case!(cases, [], status_patch_of_a_missing_cluster_fails(&r));
+    case!(cases, [], the_record_has_verb_resource_name_and_code(&r));
+    case!(cases, [], every_request_is_in_the_default_namespace(&r));
+    case!(cases, [], every_request_is_by_the_admin(&r));
+    cases.finish("requests_are_recorded_with_rbac_verbs");
+}
 
-    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+async fn configmap_create_read_watch_patch_delete(r: &Recorded) -> Result<(), String> {
+    let cms: Api<ConfigMap> = Api::default_namespaced(r.client.clone());
     let cm = ConfigMap {
         metadata: ObjectMeta {
             name: Some("c".into()),
@@ -851,7 +1244,11 @@ async fn requests_are_recorded_with_rbac_verbs() {
     cms.delete_collection(&DeleteParams::default(), &ListParams::default())
         .await
         .unwrap();
-    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    Ok(())
+}
+
+async fn pod_logs_and_port_forward(r: &Recorded) -> Result<(), String> {
+    let pods: Api<Pod> = Api::default_namespaced(r.client.clone());
     pods.logs("pg-1", &LogParams::default()).await.unwrap();
     let mut pf = pods.portforward("pg-1", &[5432]).await.unwrap();
     drop(pf.take_stream(5432));
@@ -859,7 +1256,12 @@ async fn requests_are_recorded_with_rbac_verbs() {
         .await
         .unwrap()
         .unwrap();
-    let clusters: Api<DynamicObject> = Api::default_namespaced_with(client, &clusters_resource());
+    Ok(())
+}
+
+async fn status_patch_of_a_missing_cluster_fails(r: &Recorded) -> Result<(), String> {
+    let clusters: Api<DynamicObject> =
+        Api::default_namespaced_with(r.client.clone(), &clusters_resource());
     clusters
         .patch_status(
             "nope",
@@ -868,9 +1270,14 @@ async fn requests_are_recorded_with_rbac_verbs() {
         )
         .await
         .unwrap_err();
+    Ok(())
+}
 
-    type Row = (String, String, String, Option<String>, Option<String>, u16);
-    let got: Vec<Row> = sim
+type Row = (String, String, String, Option<String>, Option<String>, u16);
+
+fn the_record_has_verb_resource_name_and_code(r: &Recorded) -> Result<(), String> {
+    let got: Vec<Row> = r
+        .sim
         .store
         .requests()
         .into_iter()
@@ -885,8 +1292,14 @@ async fn requests_are_recorded_with_rbac_verbs() {
             )
         })
         .collect();
+    assert_eq!(got, expected_requests());
+    Ok(())
+}
+
+/// The requests the cases above make: (verb, API group, resource, subresource, name, code).
+fn expected_requests() -> Vec<Row> {
     let s = |v: &str| v.to_string();
-    let want = vec![
+    vec![
         (s("create"), s(""), s("configmaps"), None, None, 201),
         (s("get"), s(""), s("configmaps"), None, Some(s("c")), 200),
         (s("list"), s(""), s("configmaps"), None, None, 200),
@@ -925,15 +1338,23 @@ async fn requests_are_recorded_with_rbac_verbs() {
             Some(s("nope")),
             404,
         ),
-    ];
-    assert_eq!(got, want);
-    let requests = sim.store.requests();
+    ]
+}
+
+fn every_request_is_in_the_default_namespace(r: &Recorded) -> Result<(), String> {
+    let requests = r.sim.store.requests();
     assert!(
         requests
             .iter()
             .all(|r| r.namespace.as_deref() == Some("default"))
     );
+    Ok(())
+}
+
+fn every_request_is_by_the_admin(r: &Recorded) -> Result<(), String> {
+    let requests = r.sim.store.requests();
     assert!(requests.iter().all(|r| r.user == "kubesim-admin"));
+    Ok(())
 }
 
 /// A debugging aid, not a check: `KUBESIM_SERVE_SECS=60 cargo test --test kubesim_api --
