@@ -1,5 +1,5 @@
 # One interface for people and CI. `make test` is what CI runs.
-.PHONY: prereqs build demo tour test lint bench schema clean
+.PHONY: prereqs build demo tour test lint bench fuzz schema clean
 
 prereqs:
 	bash scripts/prereqs.sh
@@ -15,6 +15,11 @@ tour: prereqs build
 
 test: prereqs
 	cargo test --locked --all-targets
+
+# Property-based fuzzing of the scenario and catalog parsers: a million cases each by default
+# (make test runs a 2 000-case smoke of the same targets).
+fuzz:
+	PGDRILL_FUZZ_CASES=$${PGDRILL_FUZZ_CASES:-1000000} cargo test --locked --test fuzz
 
 schema:
 	./target/debug/pgdrill schema > scenarios/schema.json

@@ -92,7 +92,12 @@ pub fn load(path: &Path) -> Result<Loaded, String> {
 /// `pgdrill baseline record` is about to write).
 pub fn load_with(path: &Path, with_baseline: bool) -> Result<Loaded, String> {
     let raw = read_bounded(path)?;
-    let text = expand_env(path, &raw)?;
+    from_text(path, &raw, with_baseline)
+}
+
+/// A scenario from its text; `path` names it in errors and anchors its relative paths.
+pub fn from_text(path: &Path, raw: &str, with_baseline: bool) -> Result<Loaded, String> {
+    let text = expand_env(path, raw)?;
     // YAML 1.2 booleans only: `yes`/`no`/`on`/`off` are strings, never a silent `true`.
     let options = serde_saphyr::options! { strict_booleans: true };
     let scenario: Scenario = serde_saphyr::from_str_with_options(&text, options)
