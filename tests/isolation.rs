@@ -1,6 +1,7 @@
-//! Nobody but pgdrill reaches a scratch server: it listens on a Unix socket in a folder only
-//! PostgreSQL's user can enter, not on TCP; even a server kept for a human (`keepOnFailure`)
-//! stays closed to other local users. Real sandbox: PostgreSQL, barman-cloud, S3 on loopback.
+//! Nobody but pgdrill reaches a scratch server or the sandbox's source server: they listen on a
+//! Unix socket in a folder only PostgreSQL's user can enter, not on TCP; even a server kept
+//! for a human (`keepOnFailure`) stays closed to other local users. Real sandbox: PostgreSQL,
+//! barman-cloud, S3 on loopback.
 
 mod common;
 
@@ -36,8 +37,34 @@ fn psql(as_user: Option<&str>, host: &str, port: &str) -> bool {
         .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "1")
 }
 
+/// The sandbox's source server: reachable through its socket by pgdrill's user only.
+fn source_problems(sb: &Sandbox) -> Vec<String> {
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(sb.dir.path().join("sandbox.json")).unwrap())
+            .unwrap();
+    let server = &state["servers"][0];
+    let data = Path::new(server["data_dir"].as_str().unwrap());
+    let sock = data.parent().unwrap().join("sock");
+    let (sock, port) = (sock.to_str().unwrap(), server["port"].to_string());
+    let mut problems = Vec::new();
+    if !psql(None, sock, &port) {
+        problems.push("pgdrill's own user cannot reach the sandbox source".to_string());
+    }
+    if psql(Some("nobody"), sock, &port) {
+        problems.push(format!(
+            "user nobody connected to the sandbox source through {sock}"
+        ));
+    }
+    if psql(Some("nobody"), "127.0.0.1", &port) {
+        problems.push(format!(
+            "user nobody connected to the sandbox source over TCP ({port})"
+        ));
+    }
+    problems
+}
+
 #[test]
-fn another_local_user_cannot_reach_a_kept_scratch_server() {
+fn another_local_user_cannot_reach_a_kept_scratch_server_or_the_sandbox_source() {
     if !is_root() {
         eprintln!("skipped: needs root to act as another local user");
         return;
@@ -80,7 +107,7 @@ fn another_local_user_cannot_reach_a_kept_scratch_server() {
     let data = Path::new(&kept).join("pgdata");
     let pidfile = std::fs::read_to_string(data.join("postmaster.pid")).unwrap();
     let port = pidfile.lines().nth(3).unwrap().trim().to_string();
-    let mut problems = Vec::new();
+    let mut problems = source_problems(&sb);
     if !psql(None, &kept, &port) {
         problems
             .push("pgdrill's own user cannot reach the kept server (is it running?)".to_string());

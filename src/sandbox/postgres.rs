@@ -54,6 +54,8 @@ fn pg_dir(st: &State) -> Result<std::path::PathBuf> {
     for d in [root.clone(), root.join("sock")] {
         tools::give_to_postgres(&d).map_err(io(format!("chown {}", d.display())))?;
     }
+    // The servers listen on their socket only; its folder keeps other local users out.
+    crate::proc::set_mode(&root.join("sock"), 0o700).map_err(io("chmod the socket folder"))?;
     Ok(root)
 }
 
@@ -102,7 +104,7 @@ pub async fn init(st: &State, server: &str) -> Result<ServerState> {
     run(c, "initdb").await?;
     let port = free_port()?;
     let conf = format!(
-        "\n# pgdrill sandbox\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{sock}'\n\
+        "\n# pgdrill sandbox\nport = {port}\nlisten_addresses = ''\nunix_socket_directories = '{sock}'\n\
          wal_level = replica\narchive_mode = on\narchive_command = '{archive}'\nfsync = off\n",
         sock = root.join("sock").display(),
         archive = archive_command(st, server),
@@ -157,7 +159,8 @@ pub fn stop(st: &State, server: &ServerState) -> Result<()> {
 
 pub async fn connect(server: &ServerState) -> Result<tokio_postgres::Client> {
     let conn = format!(
-        "host=127.0.0.1 port={} user=postgres dbname=postgres connect_timeout=5",
+        "host={} port={} user=postgres dbname=postgres connect_timeout=5",
+        server.socket_dir().display(),
         server.port
     );
     crate::pg::connect_str(&conn)
@@ -205,7 +208,7 @@ pub async fn base_backup(st: &State) -> Result<String> {
         "--gzip",
         "--immediate-checkpoint",
         "-h",
-        "127.0.0.1",
+        &server.socket_dir().display().to_string(),
         "-p",
         &server.port.to_string(),
         "-U",

@@ -70,8 +70,21 @@ pub struct ServerState {
 }
 
 impl ServerState {
+    /// Where the server's socket is: it listens on nothing else.
+    pub fn socket_dir(&self) -> PathBuf {
+        self.data_dir
+            .parent()
+            .map(|root| root.join("sock"))
+            .unwrap_or_default()
+    }
+
+    /// A libpq connection string to the server, through its socket.
     pub fn url(&self) -> String {
-        format!("postgresql://postgres@127.0.0.1:{}/postgres", self.port)
+        format!(
+            "host={} port={} user=postgres dbname=postgres",
+            self.socket_dir().display(),
+            self.port
+        )
     }
 
     /// Running when its postmaster.pid names a live process.
