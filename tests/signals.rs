@@ -36,13 +36,15 @@ fn scenario(sb: &Sandbox) -> PathBuf {
     path
 }
 
-/// Starts a run, waits until its second drill has a data directory, sends `signal`, and
-/// returns (exit code, stderr, the report).
+/// Starts a run, waits until its second drill's folder holds `marker` (`pgdata`: restoring;
+/// `pgdata/postmaster.pid`: PostgreSQL started, replaying), sends `signal`, and returns (exit
+/// code, stderr, the report).
 fn interrupt(
     file: &Path,
     work: &Path,
     reports: &Path,
     signal: &str,
+    marker: &str,
 ) -> (Option<i32>, String, Value) {
     let child = Command::new(BIN)
         .args(["run", "-f", file.to_str().unwrap()])
@@ -56,7 +58,7 @@ fn interrupt(
     while std::fs::read_dir(work)
         .unwrap()
         .flatten()
-        .all(|e| !e.path().join("pgdata").exists())
+        .all(|e| !e.path().join(marker).exists())
     {
         assert!(
             started.elapsed() < Duration::from_secs(60),
@@ -86,15 +88,15 @@ fn interrupt(
 }
 
 /// What must hold after `signal`; every problem found, not only the first.
-fn check(signal: &str, file: &Path, root: &Path) -> Vec<String> {
+fn check(signal: &str, marker: &str, file: &Path, root: &Path) -> Vec<String> {
     let work = root.join(format!("work-{signal}"));
     let reports = root.join(format!("reports-{signal}"));
     std::fs::create_dir_all(&work).unwrap();
-    let (code, err, report) = interrupt(file, &work, &reports, signal);
+    let (code, err, report) = interrupt(file, &work, &reports, signal, marker);
     let mut problems = Vec::new();
     let mut expect = |ok: bool, what: String| {
         if !ok {
-            problems.push(format!("SIG{signal}: {what}"));
+            problems.push(format!("SIG{signal} at {marker}: {what}"));
         }
     };
     expect(code == Some(2), format!("exit {code:?}, want 2: {err}"));
@@ -139,12 +141,20 @@ fn check(signal: &str, file: &Path, root: &Path) -> Vec<String> {
 fn every_ending_signal_tears_down_and_reports_the_drill_in_flight() {
     let sb = Sandbox::up("s3");
     sb.cmd(&["backup"]);
-    sb.cmd(&["workload", "--batches", "3", "--rows", "300"]);
+    // Enough WAL that replay (a barman-cloud-wal-restore per segment) lasts seconds.
+    sb.cmd(&["workload", "--batches", "6", "--rows", "300"]);
     let file = scenario(&sb);
     let root = tempfile::tempdir().unwrap();
-    let problems: Vec<String> = ["INT", "TERM", "HUP", "QUIT"]
-        .iter()
-        .flat_map(|signal| check(signal, &file, root.path()))
-        .collect();
+    let restoring = "pgdata";
+    let replaying = "pgdata/postmaster.pid";
+    let problems: Vec<String> = [
+        ("INT", restoring),
+        ("TERM", replaying),
+        ("HUP", restoring),
+        ("QUIT", replaying),
+    ]
+    .iter()
+    .flat_map(|(signal, marker)| check(signal, marker, &file, root.path()))
+    .collect();
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
