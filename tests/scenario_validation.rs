@@ -556,3 +556,82 @@ fn every_backup_and_backup_id_alone_drill_latest_from_each_backup() {
         "the newer backup replays to the end of the archive"
     );
 }
+
+/// A lineage that lost every completed backup is drilled, not dropped: a garbled
+/// `backup.info`, a backup without one, or WAL alone is `fail` `no_completed_backup` in the
+/// report, beside a healthy lineage that is planned as usual.
+#[test]
+fn lineages_without_a_completed_backup_fail_in_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("archive");
+    one_backup_archive(&root, "", 3);
+    put(
+        &root,
+        "garbled/base/20260101T100000/backup.info",
+        b"status=DONE\nbegin_wal=nonsense\n\0\xff",
+    );
+    put(
+        &root,
+        "no-info/base/20260101T100000/data.tar.gz",
+        b"partial",
+    );
+    for name in wal_range(1, 2, 3) {
+        put_wal(&root, "wal-only", &name, ".gz");
+    }
+    let f = dir.path().join("s.yaml");
+    std::fs::write(
+        &f,
+        format!(
+            "apiVersion: pgdrill/v1\nname: t\nsource:\n  barmanObjectStore:\n    destinationPath: file://{}\n\
+             targets: [immediate]\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    let out = pgdrill(&[
+        "run",
+        "-f",
+        f.to_str().unwrap(),
+        "--output",
+        "json",
+        "--report-dir",
+        dir.path().join("reports").to_str().unwrap(),
+        "--lineage",
+        "garbled",
+        "--lineage",
+        "no-info",
+        "--lineage",
+        "wal-only",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report = json(&out);
+    let seen: Vec<(String, String)> = report["drills"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+            (
+                text(&d["lineage"]),
+                format!("{} {}", text(&d["verdict"]), text(&d["cause"])),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = ["garbled", "no-info", "wal-only"]
+        .map(|l| (l.to_string(), "fail no_completed_backup".to_string()))
+        .into();
+    assert_eq!(seen, want, "{report}");
+    let plan = pgdrill(&["plan", "-f", f.to_str().unwrap(), "--output", "json"]);
+    let doc = json(&plan);
+    let lineages: Vec<&str> = doc["scenarios"][0]["drills"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["lineage"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        lineages,
+        ["app-v1", "garbled", "no-info", "wal-only"],
+        "lineages: all keeps them"
+    );
+}
