@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use cnpgsim::{Operator, OperatorOptions};
 use common::*;
-use kubesim::{KubeSim, ResourceKey, SimOptions, Store};
+use kubesim::{Fault, KubeSim, ResourceKey, SimOptions, Store};
 use serde_json::{Value, json};
 
 const PLUGIN: &str = "barman-cloud.cloudnative-pg.io";
@@ -383,7 +383,8 @@ fn cnpg_drills_restore_verify_and_tear_down_on_the_simulator() {
     // ConfigMap and request log each run adds to. The first six read the setup's run, so
     // they come before any other run (the next run adds an Event, the in-tree run a history
     // entry, and each run must start clean); `drill_clusters_*` counts the Clusters of the
-    // first two runs, before the in-tree ones; `in_tree_*` marks where the fixed-namespace
+    // first two runs, before the in-tree ones and the API-fault runs (which keep no history);
+    // `in_tree_*` marks where the fixed-namespace
     // requests start and counts the history of the runs before it; the RBAC cases check the
     // requests of every run, so they come last.
     let cases: &[(&str, Case<Drills>)] = &[
@@ -398,6 +399,14 @@ fn cnpg_drills_restore_verify_and_tear_down_on_the_simulator() {
         (
             "drill_clusters_name_the_server_and_do_not_archive",
             drill_clusters_name_the_server_and_do_not_archive,
+        ),
+        (
+            "a_dropped_watch_is_watched_again",
+            a_dropped_watch_is_watched_again,
+        ),
+        (
+            "transient_apply_refusals_are_retried",
+            transient_apply_refusals_are_retried,
         ),
         (
             "in_tree_target_beyond_archive_fails_at_the_first_attempt",
@@ -587,6 +596,73 @@ fn drill_clusters_name_the_server_and_do_not_archive(cx: &Drills) -> Result<(), 
             "{c}"
         );
     }
+    Ok(())
+}
+
+/// One drill of `latest` from the live Cluster while the simulator injects `faults`
+/// (verb, resource, how many, fault): the drill's report and the requests the run made. The
+/// faults are cleared afterwards, and nothing of the drill may be left.
+fn drill_with_faults(
+    cx: &Drills,
+    faults: &[(&str, &str, usize, Fault)],
+) -> Result<(Value, Vec<kubesim::RequestRecord>), String> {
+    let file = write(
+        cx.sb.dir.path(),
+        "faults.yaml",
+        "apiVersion: pgdrill/v1\nname: faults\nsource:\n  cluster: {namespace: prod, name: app}\n\
+         lineages: [app-v1]\nbackend: cnpg\ncnpg: {enableSuperuserAccess: true}\n\
+         targets: [latest]\ntimeouts: {restore: 5m, recovery: 5m}\n",
+    );
+    let from = cx.sim.store.requests().len();
+    for (verb, resource, n, fault) in faults {
+        cx.sim.inject(verb, resource, *n, *fault);
+    }
+    let out = pgdrill_k(
+        &cx.sim,
+        &["run", "-f", file.to_str().unwrap(), "--output", "json"],
+    );
+    cx.sim.clear_faults();
+    let d = json(&out)["drills"][0].clone();
+    ensure_eq!(out.status.code(), Some(0), "{}\n{d}", stderr(&out));
+    ensure_eq!(d["verdict"], "pass", "{d}");
+    clean(&cx.sim.store)?;
+    Ok((d, cx.sim.store.requests()[from..].to_vec()))
+}
+
+fn cluster_requests(requests: &[kubesim::RequestRecord], verb: &str) -> Vec<u16> {
+    requests
+        .iter()
+        .filter(|r| {
+            r.verb == verb && r.resource == "clusters" && r.namespace.as_deref() != Some("prod")
+        })
+        .map(|r| r.code)
+        .collect()
+}
+
+/// The API server closes the Cluster watch mid-stream while CNPG restores: pgdrill watches
+/// again and the drill passes.
+fn a_dropped_watch_is_watched_again(cx: &Drills) -> Result<(), String> {
+    let (_, requests) = drill_with_faults(cx, &[("watch", "clusters", 1, Fault::CutWatch)])?;
+    let watches = cluster_requests(&requests, "watch");
+    ensure!(
+        watches.len() >= 2,
+        "one watch cut, another opened: {watches:?}"
+    );
+    Ok(())
+}
+
+/// The Cluster's apply refused once with 429 (Retry-After: 1) and once with 500: both are
+/// sent again, and the drill passes.
+fn transient_apply_refusals_are_retried(cx: &Drills) -> Result<(), String> {
+    let (_, requests) = drill_with_faults(
+        cx,
+        &[
+            ("patch", "clusters", 1, Fault::TooManyRequests),
+            ("patch", "clusters", 1, Fault::Internal),
+        ],
+    )?;
+    let applies = cluster_requests(&requests, "patch");
+    ensure_eq!(applies, vec![429, 500, 201]);
     Ok(())
 }
 
@@ -948,6 +1024,14 @@ fn sigterm_mid_restore_tears_down_and_failures_are_reported_as_cnpg_shows_them()
             cleanup_sweeps_expired_unless_older_than,
         ),
         ("no_cnpg_crd_is_an_error", no_cnpg_crd_is_an_error),
+        (
+            "a_conflict_on_apply_is_an_error",
+            a_conflict_on_apply_is_an_error,
+        ),
+        (
+            "a_failing_api_is_an_error_before_the_deadline",
+            a_failing_api_is_an_error_before_the_deadline,
+        ),
     ];
     let failed = failures(&shared, cases);
     assert!(
@@ -1118,5 +1202,45 @@ fn no_cnpg_crd_is_an_error(cx: &Stopped) -> Result<(), String> {
         stderr(&out)
     );
     ensure!(labelled_pgdrill(&bare.store, &ResourceKey::namespaces()).is_empty());
+    Ok(())
+}
+
+/// 409 Conflict on the Cluster's apply: an error (exit 2), not a failed backup, and what was
+/// created before it is deleted.
+fn a_conflict_on_apply_is_an_error(cx: &Stopped) -> Result<(), String> {
+    cx.sim.inject("patch", "clusters", 1, Fault::Conflict);
+    let d = drill_against(
+        &cx.sim,
+        OperatorOptions::default(),
+        &cx.scenario("conflict", ""),
+        2,
+    );
+    cx.sim.clear_faults();
+    let d = d?;
+    ensure_eq!(d["verdict"], "error", "{d}");
+    ensure!(evidence(&d).contains("409"), "{d}");
+    Ok(())
+}
+
+/// Every watch and read of the Cluster answered 500: an error well before the recovery
+/// deadline, never a recovery timeout.
+fn a_failing_api_is_an_error_before_the_deadline(cx: &Stopped) -> Result<(), String> {
+    for verb in ["watch", "get"] {
+        cx.sim.inject(verb, "clusters", usize::MAX, Fault::Internal);
+    }
+    let d = drill_against(
+        &cx.sim,
+        OperatorOptions {
+            never_ready: true,
+            ..Default::default()
+        },
+        &cx.scenario("apidown", "timeouts: {restore: 2m, recovery: 2m}\n"),
+        2,
+    );
+    cx.sim.clear_faults();
+    let d = d?;
+    ensure_eq!(d["verdict"], "error", "{d}");
+    ensure!(evidence(&d).contains("500"), "{d}");
+    ensure!(d["durations"]["total"].as_f64().unwrap() < 60.0, "{d}");
     Ok(())
 }

@@ -23,6 +23,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
 use super::SimOptions;
+use super::faults::{self, Fault, Faults};
 use super::resources::{self, ResourceKey};
 use super::status::ApiError;
 use super::store::{RequestRecord, Store};
@@ -42,6 +43,8 @@ pub struct ServerState {
     pub shutdown: watch::Receiver<bool>,
     /// Whether requests without credentials are refused (see [`authenticate`]).
     pub require_token: Arc<AtomicBool>,
+    /// Injected faults (see [`faults`]).
+    pub faults: Faults,
 }
 
 /// The user the kubeconfig's bearer token authenticates as.
@@ -71,9 +74,12 @@ pub async fn serve(listener: std::net::TcpListener, state: Arc<ServerState>) {
         let state = state.clone();
         tasks.spawn(async move {
             let shutdown = state.shutdown.clone();
+            // Notified to close this connection at once (a watch cut mid-stream).
+            let cut = Arc::new(tokio::sync::Notify::new());
+            let cut_conn = cut.clone();
             let svc = hyper::service::service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(req, state).await) }
+                let (state, cut) = (state.clone(), cut.clone());
+                async move { Ok::<_, Infallible>(handle(req, state, cut).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
@@ -81,6 +87,8 @@ pub async fn serve(listener: std::net::TcpListener, state: Arc<ServerState>) {
             let mut conn = std::pin::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => {}
+                // Dropping the connection closes the socket without ending the response.
+                _ = cut_conn.notified() => {}
                 _ = shutdown_signal(shutdown) => {
                     conn.as_mut().graceful_shutdown();
                     let _ = tokio::time::timeout(Duration::from_secs(1), conn).await;
@@ -274,7 +282,11 @@ fn non_resource(req: &Request<Incoming>, state: &ServerState) -> Option<Response
     })
 }
 
-async fn handle(req: Request<Incoming>, state: Arc<ServerState>) -> Response<Body> {
+async fn handle(
+    req: Request<Incoming>,
+    state: Arc<ServerState>,
+    cut: Arc<tokio::sync::Notify>,
+) -> Response<Body> {
     let path = req.uri().path().to_string();
     let public = matches!(
         path.as_str(),
@@ -303,7 +315,20 @@ async fn handle(req: Request<Incoming>, state: Arc<ServerState>) -> Response<Bod
         user: user.unwrap_or_default().to_string(),
         code: 0,
     };
-    let response = route(req, &state, &target, &query).await;
+    let fault = state.faults.take(verb, &target.plural);
+    let response = match fault.and_then(|f| faults::response(f, &target.plural)) {
+        Some(r) => r,
+        None => {
+            if fault == Some(Fault::CutWatch) && verb == "watch" {
+                // After the initial events have gone out.
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    cut.notify_one();
+                });
+            }
+            route(req, &state, &target, &query).await
+        }
+    };
     state.store.record(RequestRecord {
         code: response.status().as_u16(),
         ..record

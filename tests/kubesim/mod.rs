@@ -15,6 +15,7 @@
 //!   server-set metadata, finalizers, namespace termination, per-type defaulting.
 //! * [`http`] and [`handlers`]: routing, authentication, verbs and their Status errors.
 //! * [`apply`]: merge patch, JSON patch, server-side apply.
+//! * [`faults`]: injected error statuses and watches cut mid-stream.
 //! * [`watch`], [`logs`], [`portforward`]: the streaming endpoints. [`table`]: kubectl's
 //!   server-side printing.
 //!
@@ -23,6 +24,7 @@
 #![allow(dead_code)]
 
 pub mod apply;
+pub mod faults;
 pub mod handlers;
 pub mod http;
 pub mod logs;
@@ -46,6 +48,8 @@ use std::time::Duration;
 use serde_json::json;
 
 // Re-exported for test files; not every test binary uses all of them.
+#[allow(unused_imports)]
+pub use faults::Fault;
 #[allow(unused_imports)]
 pub use resources::ResourceKey;
 #[allow(unused_imports)]
@@ -82,6 +86,7 @@ pub struct KubeSim {
     pub token: String,
     dir: tempfile::TempDir,
     require_token: Arc<AtomicBool>,
+    faults: faults::Faults,
     shutdown: tokio::sync::watch::Sender<bool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -140,6 +145,7 @@ impl KubeSim {
         }
 
         let require_token = Arc::new(AtomicBool::new(false));
+        let faults = faults::Faults::default();
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
         let state = Arc::new(http::ServerState {
             store: store.clone(),
@@ -148,6 +154,7 @@ impl KubeSim {
             addr,
             shutdown: shutdown_rx,
             require_token: require_token.clone(),
+            faults: faults.clone(),
         });
         let thread = std::thread::Builder::new()
             .name("kubesim".into())
@@ -169,6 +176,7 @@ impl KubeSim {
             token,
             dir,
             require_token,
+            faults,
             shutdown,
             thread: Some(thread),
         }
@@ -179,6 +187,17 @@ impl KubeSim {
     /// refused either way.
     pub fn require_token(&self, on: bool) {
         self.require_token.store(on, Ordering::Relaxed);
+    }
+
+    /// The next `n` requests with RBAC verb `verb` on `resource` (a plural) get `fault`;
+    /// `usize::MAX` for every one until [`KubeSim::clear_faults`]. See [`faults`].
+    pub fn inject(&self, verb: &str, resource: &str, n: usize, fault: Fault) {
+        self.faults.add(verb, resource, n, fault);
+    }
+
+    /// Serves every request normally again.
+    pub fn clear_faults(&self) {
+        self.faults.clear();
     }
 
     /// The temporary directory the simulator owns (kubeconfig, kubectl cache).

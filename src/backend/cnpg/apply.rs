@@ -1,6 +1,8 @@
 //! Creating the drill's objects: the scratch namespace, the credential Secrets, then the
 //! ObjectStore and the Cluster applied server-side.
 
+use std::time::Duration;
+
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -106,6 +108,34 @@ async fn create_secrets(req: &CnpgRequest, objects: &DrillObjects) -> Result<(),
     Ok(())
 }
 
+/// Tries of a request the API server may refuse for a moment.
+const TRIES: u32 = 4;
+
+/// 429 Too Many Requests or a 5xx: the API server may well serve the same request again.
+fn is_transient(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 429 || s.code >= 500)
+}
+
+/// An idempotent request (a server-side apply), sent again after a transient refusal with
+/// backoff (1s, 2s, 4s); any other error, or the last, is the answer.
+async fn retrying<T, F>(what: &str, mut request: impl FnMut() -> F) -> kube::Result<T>
+where
+    F: Future<Output = kube::Result<T>>,
+{
+    let mut delay = Duration::from_secs(1);
+    for _ in 1..TRIES {
+        match request().await {
+            Err(e) if is_transient(&e) => {
+                tracing::warn!("{what}: {}; trying again in {delay:?}", describe(&e));
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            done => return done,
+        }
+    }
+    request().await
+}
+
 fn apply_params() -> PatchParams {
     PatchParams::apply(FIELD_MANAGER).force()
 }
@@ -117,36 +147,21 @@ async fn apply_object_store(req: &CnpgRequest, objects: &DrillObjects) -> Result
     let ns = objects.namespace.as_str();
     let api: Api<DynamicObject> = Api::namespaced_with(req.client.clone(), ns, &object_stores());
     let name = os.metadata.name.clone().unwrap_or_default();
-    api.patch(&name, &apply_params(), &Patch::Apply(os))
+    let what = format!("applying ObjectStore {ns}/{name}");
+    let (params, apply) = (apply_params(), Patch::Apply(os));
+    retrying(&what, || api.patch(&name, &params, &apply))
         .await
-        .map_err(|e| {
-            error(
-                Stage::Restore,
-                format!("applying ObjectStore {ns}/{name}: {}", describe(&e)),
-            )
-        })?;
+        .map_err(|e| error(Stage::Restore, format!("{what}: {}", describe(&e))))?;
     Ok(())
 }
 
 async fn apply_cluster(req: &CnpgRequest, objects: &DrillObjects) -> Result<String, Failure> {
     let ns = objects.namespace.as_str();
     let api: Api<DynamicObject> = Api::namespaced_with(req.client.clone(), ns, &clusters());
-    let applied = api
-        .patch(
-            &objects.cluster,
-            &apply_params(),
-            &Patch::Apply(&req.manifests.cluster),
-        )
+    let what = format!("applying Cluster {ns}/{}", objects.cluster);
+    let (params, apply) = (apply_params(), Patch::Apply(&req.manifests.cluster));
+    let applied = retrying(&what, || api.patch(&objects.cluster, &params, &apply))
         .await
-        .map_err(|e| {
-            error(
-                Stage::Restore,
-                format!(
-                    "applying Cluster {ns}/{}: {}",
-                    objects.cluster,
-                    describe(&e)
-                ),
-            )
-        })?;
+        .map_err(|e| error(Stage::Restore, format!("{what}: {}", describe(&e))))?;
     Ok(applied.metadata.resource_version.unwrap_or_default())
 }

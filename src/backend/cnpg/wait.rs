@@ -19,6 +19,11 @@ use crate::k8s::{DrillObjects, clusters, describe};
 /// `Some` when the wait is over: Ready, or the failure.
 type Done = Option<Result<(), Failure>>;
 
+/// API failures in a row after which the wait is an error rather than a wait for the deadline:
+/// each round is a watch that cannot be opened and a read of the Cluster two seconds later,
+/// so about ten seconds of an API server that serves nothing.
+const API_FAILURES: u32 = 12;
+
 /// A phase worth a progress line: set (empty before the operator acts) and not the last one.
 fn is_news(last: &(String, String), phase: &str, reason: &str) -> bool {
     !phase.is_empty() && (last.0 != phase || last.1 != reason)
@@ -51,6 +56,10 @@ struct Watcher<'w> {
     /// Failed full-recovery pods whose log was read already.
     seen_failed: Vec<String>,
     tick: tokio::time::Interval,
+    /// Why the last watch ended, when it broke rather than ended.
+    broken: Option<kube::Error>,
+    /// API failures (opening a watch, reading the Cluster) since a watch last opened.
+    failures: u32,
 }
 
 impl<'w> Watcher<'w> {
@@ -69,6 +78,8 @@ impl<'w> Watcher<'w> {
             last,
             seen_failed: Vec::new(),
             tick: tokio::time::interval(Duration::from_secs(2)),
+            broken: None,
+            failures: 0,
         }
     }
 
@@ -81,33 +92,66 @@ impl<'w> Watcher<'w> {
             .fields(&format!("metadata.name={}", self.name()))
             .timeout(55);
         // The state right after apply, then every change.
-        if let Ok(obj) = self.api.get(self.name()).await
-            && let Some(done) = self.evaluate(&obj).await
-        {
+        if let Some(done) = self.resync().await {
             return done;
         }
         loop {
-            let stream = match self.api.watch(&wp, &self.rv).await {
-                Ok(s) => s.boxed(),
-                Err(e) => {
-                    let (ns, name) = (&self.objects.namespace, self.name());
-                    tracing::warn!("watching Cluster {ns}/{name}: {}", describe(&e));
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                    if let Ok(obj) = self.api.get(self.name()).await {
-                        if let Some(rv) = obj.metadata.resource_version.clone() {
-                            self.rv = rv;
-                        }
-                        if let Some(done) = self.evaluate(&obj).await {
-                            return done;
-                        }
+            let (ns, name) = (&self.objects.namespace, self.name());
+            match self.api.watch(&wp, &self.rv).await {
+                Ok(s) => {
+                    self.failures = 0;
+                    if let Some(done) = self.follow(s.boxed()).await {
+                        return done;
                     }
-                    continue;
+                    // The server ended the watch (timeoutSeconds): watch on from here.
+                    let Some(e) = self.broken.take() else {
+                        continue;
+                    };
+                    tracing::debug!("watch of Cluster {ns}/{name} broke: {}", describe(&e));
                 }
-            };
-            if let Some(done) = self.follow(stream).await {
+                Err(e) => {
+                    tracing::warn!("watching Cluster {ns}/{name}: {}", describe(&e));
+                    if let Some(done) = self.api_failed(&e) {
+                        return done;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            if let Some(done) = self.resync().await {
                 return done;
             }
         }
+    }
+
+    /// Reads the Cluster to watch on from where it is now. The API failing
+    /// [`API_FAILURES`] times in a row ends the wait: pgdrill cannot tell how recovery went.
+    async fn resync(&mut self) -> Done {
+        match self.api.get(self.name()).await {
+            Ok(obj) => {
+                if let Some(rv) = obj.metadata.resource_version.clone() {
+                    self.rv = rv;
+                }
+                self.evaluate(&obj).await
+            }
+            Err(e) => self.api_failed(&e),
+        }
+    }
+
+    /// Counts a failed request; the wait is over (an error) at [`API_FAILURES`] in a row.
+    fn api_failed(&mut self, e: &kube::Error) -> Done {
+        self.failures += 1;
+        let (ns, name) = (&self.objects.namespace, self.name());
+        (self.failures >= API_FAILURES).then(|| {
+            Err(error(
+                Stage::Recover,
+                format!(
+                    "cannot follow Cluster {ns}/{name}: {} Kubernetes API failures in a row, \
+                     the last: {}",
+                    self.failures,
+                    describe(e)
+                ),
+            ))
+        })
     }
 
     /// Follows one watch until the server ends it (`None`) or the wait is over.
@@ -163,8 +207,13 @@ impl<'w> Watcher<'w> {
                 }
                 ControlFlow::Break(None)
             }
-            // The server ended the watch (timeoutSeconds) or the connection dropped.
-            Ok(None) | Err(_) => ControlFlow::Break(None),
+            // The server ended the watch (timeoutSeconds).
+            Ok(None) => ControlFlow::Break(None),
+            // The connection dropped: read the Cluster again, then watch on.
+            Err(e) => {
+                self.broken = Some(e);
+                ControlFlow::Break(None)
+            }
         }
     }
 
