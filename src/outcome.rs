@@ -208,6 +208,12 @@ impl Failure {
         }
     }
 
+    pub fn stage(&self) -> Stage {
+        match self {
+            Failure::Fail { stage, .. } | Failure::Error { stage, .. } => *stage,
+        }
+    }
+
     pub fn verdict(&self) -> Verdict {
         match self {
             Failure::Fail { .. } => Verdict::Fail,

@@ -10,18 +10,10 @@ use std::io::{Read, Write};
 use common::*;
 use serde_json::Value;
 
-fn store(sb: &Sandbox) -> pgdrill::store::Store {
-    let loaded = pgdrill::scenario::load(&sb.dir.path().join("drill.yaml")).unwrap();
-    pgdrill::store::StoreSpec::for_scenario(&loaded)
-        .unwrap()
-        .open()
-        .unwrap()
-}
-
 /// Flips the magic number of the second page of a gzip-compressed WAL segment in the store.
 fn corrupt_segment(sb: &Sandbox, key: &str) {
     use object_store::ObjectStoreExt;
-    let store = store(sb);
+    let store = sb.store();
     let path = object_store::path::Path::from(key);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -75,17 +67,10 @@ fn deleted_rows_and_corrupt_wal_fail_with_their_cause() {
     let sb = Sandbox::up("s3");
     sb.cmd(&["backup"]);
     sb.cmd(&["workload", "--batches", "2", "--rows", "300"]);
-    let text = std::fs::read_to_string(sb.dir.path().join("drill.yaml")).unwrap();
-    let source = &text[text.find("source:\n").unwrap()..text.find("lineages:").unwrap()];
-    let file = sb.dir.path().join("faults.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            "apiVersion: pgdrill/v1\nname: faults\n{source}lineages: [app-v1]\ntargets: [latest]\n\
-             checks:\n  baseline: baseline.json\n"
-        ),
-    )
-    .unwrap();
+    let file = sb.scenario(
+        "faults",
+        "lineages: [app-v1]\ntargets: [latest]\nchecks:\n  baseline: baseline.json\n",
+    );
     let recorded = pgdrill_env(
         &[
             "baseline",

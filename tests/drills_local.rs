@@ -8,36 +8,6 @@ use std::path::{Path, PathBuf};
 use common::*;
 use serde_json::Value;
 
-/// The `source:` block of the sandbox's own drill.yaml.
-fn source_block(sb: &Sandbox) -> String {
-    let text = std::fs::read_to_string(sb.dir.path().join("drill.yaml")).unwrap();
-    let start = text.find("source:\n").unwrap();
-    let end = text.find("lineages:").unwrap();
-    text[start..end].to_string()
-}
-
-fn scenario(sb: &Sandbox, name: &str, body: &str) -> PathBuf {
-    let path = sb.dir.path().join(format!("{name}.yaml"));
-    let text = format!(
-        "apiVersion: pgdrill/v1\nname: {name}\n{}{body}",
-        source_block(sb)
-    );
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-/// Postmasters whose command line names `dir`.
-fn postgres_under(dir: &Path) -> Vec<String> {
-    let needle = dir.to_str().unwrap();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.contains("postgres") && c.contains(needle))
-        .collect()
-}
-
 struct Run {
     code: Option<i32>,
     report: Value,
@@ -147,9 +117,7 @@ impl Shared {
         sb.cmd(&workload);
         let backup2 = sb.cmd(&["backup"]).trim().to_string();
         // Baseline with a restore point, then more rows after it.
-        let with_baseline = scenario(
-            &sb,
-            "main",
+        let with_baseline = sb.scenario("main",
             "lineages: [app-v1]\ntargets:\n  - latest\n  - baseline: before-batch-3\n\
              checks:\n  baseline: baseline.json\n  sql:\n    - name: accounts exist\n      query: select count(*) from accounts\n      op: \">\"\n      expect: 0\n",
         );
@@ -306,9 +274,7 @@ fn baseline_from_source_secret(cx: &Shared) -> Result<(), String> {
 
 /// A SQL check that cannot hold on the sandbox (there are accounts).
 fn bad_check(sb: &Sandbox) -> PathBuf {
-    scenario(
-        sb,
-        "check",
+    sb.scenario("check",
         "targets:\n  - latest\nchecks:\n  sql:\n    - name: no accounts at all\n      query: select count(*) from accounts\n      expect: 0\n",
     )
 }
@@ -381,11 +347,7 @@ fn keep_on_failure(cx: &Shared) -> Result<(), String> {
 }
 
 fn beyond(sb: &Sandbox) -> PathBuf {
-    scenario(
-        sb,
-        "beyond",
-        "targets:\n  - time: \"2999-01-01T00:00:00Z\"\n",
-    )
+    sb.scenario("beyond", "targets:\n  - time: \"2999-01-01T00:00:00Z\"\n")
 }
 
 /// A target past the archive fails before any restore starts.
@@ -462,9 +424,8 @@ fn unreachable_store(cx: &Shared) -> Result<(), String> {
 fn delete_batch3_wal(cx: &Shared) -> PathBuf {
     let victim = &cx.batch3_wal;
     let key = format!("sandbox/app-v1/wals/{}/{victim}.gz", &victim[..16]);
-    delete_object(&cx.sb, &key);
-    scenario(
-        &cx.sb,
+    cx.sb.delete_object(&key);
+    cx.sb.scenario(
         "latest",
         "targets:\n  - latest\nchecks:\n  baseline: baseline.json\n",
     )
@@ -507,8 +468,7 @@ fn base_backup_unreadable(cx: &Shared) -> Result<(), String> {
         &cx.sb,
         &format!("sandbox/app-v1/base/{backup2}/data.tar.gz"),
     );
-    let immediate = scenario(
-        &cx.sb,
+    let immediate = cx.sb.scenario(
         "immediate",
         &format!("targets:\n  - immediate: true\n    backupID: \"{backup2}\"\n"),
     );
@@ -523,26 +483,8 @@ fn base_backup_unreadable(cx: &Shared) -> Result<(), String> {
     Ok(())
 }
 
-fn s3_store(sb: &Sandbox) -> pgdrill::store::Store {
-    let loaded = pgdrill::scenario::load(&sb.dir.path().join("drill.yaml")).unwrap();
-    pgdrill::store::StoreSpec::for_scenario(&loaded)
-        .unwrap()
-        .open()
-        .unwrap()
-}
-
-fn delete_object(sb: &Sandbox, key: &str) {
-    let store = s3_store(sb);
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(object_store::ObjectStoreExt::delete(
-        store.inner.as_ref(),
-        &object_store::path::Path::from(key),
-    ))
-    .unwrap();
-}
-
 fn truncate_object(sb: &Sandbox, key: &str) {
-    let store = s3_store(sb);
+    let store = sb.store();
     let path = object_store::path::Path::from(key);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -565,7 +507,7 @@ fn sigterm_mid_drill_tears_everything_down() {
     let work = tempfile::tempdir().unwrap();
     sb.cmd(&["backup"]);
     sb.cmd(&["workload", "--batches", "3", "--rows", "300"]);
-    let file = scenario(&sb, "sigterm", "targets:\n  - latest\n");
+    let file = sb.scenario("sigterm", "targets:\n  - latest\n");
     let child = std::process::Command::new(BIN)
         .args([
             "run",

@@ -40,15 +40,6 @@ fn tools_without(root: &Path, name: &str, missing: Option<&str>, mode: u32) -> P
     tools
 }
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 /// A case's name, its environment, the work folder and what the evidence must name.
 type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str, &'a str);
 

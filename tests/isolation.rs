@@ -11,15 +11,6 @@ use std::process::Command;
 use common::*;
 use serde_json::Value;
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 /// `psql -c 'select 1'` to `host` as the OS user `as_user` (None: this process).
 fn psql(as_user: Option<&str>, host: &str, port: &str) -> bool {
     let mut c = match as_user {
@@ -71,17 +62,11 @@ fn another_local_user_cannot_reach_a_kept_scratch_server_or_the_sandbox_source()
     }
     let sb = Sandbox::up("s3");
     sb.cmd(&["backup"]);
-    let text = std::fs::read_to_string(sb.dir.path().join("drill.yaml")).unwrap();
-    let source = &text[text.find("source:\n").unwrap()..text.find("lineages:").unwrap()];
-    let file = sb.dir.path().join("kept.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            "apiVersion: pgdrill/v1\nname: kept\n{source}targets: [latest]\nkeepOnFailure: true\n\
-             checks:\n  sql:\n    - {{name: fails on purpose, query: select 1, expect: 2}}\n"
-        ),
-    )
-    .unwrap();
+    let file = sb.scenario(
+        "kept",
+        "targets: [latest]\nkeepOnFailure: true\n\
+         checks:\n  sql:\n    - {name: fails on purpose, query: select 1, expect: 2}\n",
+    );
     let work = tempfile::tempdir().unwrap();
     let out = pgdrill(&[
         "run",

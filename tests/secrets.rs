@@ -43,17 +43,11 @@ fn no_secret_value_reaches_a_log_a_report_or_metrics() {
     .unwrap();
     let webhook_token = format!("hook-token-{}", std::process::id());
     let webhook = format!("http://127.0.0.1:9/services/T0/B0/{webhook_token}");
-    let text = std::fs::read_to_string(sb.dir.path().join("drill.yaml")).unwrap();
-    let source = &text[text.find("source:\n").unwrap()..text.find("lineages:").unwrap()];
-    let file = sb.dir.path().join("secrets.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            "apiVersion: pgdrill/v1\nname: secrets\n{source}targets:\n  - latest\n  - time: \"2999-01-01T00:00:00Z\"\n\
-             keepOnFailure: true\nchecks:\n  sql:\n    - {{name: fails on purpose, query: select 1, expect: 2}}\n"
-        ),
-    )
-    .unwrap();
+    let file = sb.scenario(
+        "secrets",
+        "targets:\n  - latest\n  - time: \"2999-01-01T00:00:00Z\"\n\
+         keepOnFailure: true\nchecks:\n  sql:\n    - {name: fails on purpose, query: select 1, expect: 2}\n",
+    );
     let out_dir = tempfile::tempdir().unwrap();
     let work = out_dir.path().join("work");
     std::fs::create_dir(&work).unwrap();

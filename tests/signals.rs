@@ -11,29 +11,12 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::Value;
 
-/// Postmasters whose command line names `dir`.
-fn postgres_under(dir: &Path) -> Vec<String> {
-    let needle = dir.to_str().unwrap();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.contains("postgres") && c.contains(needle))
-        .collect()
-}
-
 /// A scenario whose first drill fails at preflight at once and whose second restores.
 fn scenario(sb: &Sandbox) -> PathBuf {
-    let text = std::fs::read_to_string(sb.dir.path().join("drill.yaml")).unwrap();
-    let source = &text[text.find("source:\n").unwrap()..text.find("lineages:").unwrap()];
-    let path = sb.dir.path().join("signals.yaml");
-    let body = format!(
-        "apiVersion: pgdrill/v1\nname: signals\n{source}targets:\n  - time: \"2999-01-01T00:00:00Z\"\n    \
-         expect: {{verdict: fail}}\n  - latest\n"
-    );
-    std::fs::write(&path, body).unwrap();
-    path
+    sb.scenario(
+        "signals",
+        "targets:\n  - time: \"2999-01-01T00:00:00Z\"\n    expect: {verdict: fail}\n  - latest\n",
+    )
 }
 
 /// Starts a run, waits until its second drill's folder holds `marker` (`pgdata`: restoring;

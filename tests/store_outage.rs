@@ -24,14 +24,7 @@ fn drill_losing_the_store(marker: &str) -> Result<(), String> {
     let sb = Sandbox::up("s3");
     sb.cmd(&["backup"]);
     sb.cmd(&["workload", "--batches", "6", "--rows", "200"]);
-    let text = std::fs::read_to_string(sb.dir.path().join("drill.yaml")).unwrap();
-    let source = &text[text.find("source:\n").unwrap()..text.find("lineages:").unwrap()];
-    let file = sb.dir.path().join("outage.yaml");
-    std::fs::write(
-        &file,
-        format!("apiVersion: pgdrill/v1\nname: outage\n{source}targets: [latest]\n"),
-    )
-    .unwrap();
+    let file = sb.scenario("outage", "targets: [latest]\n");
     let work = tempfile::tempdir().unwrap();
     let mut child = Command::new(BIN)
         .args(["run", "-f", file.to_str().unwrap(), "--output", "json"])

@@ -8,37 +8,9 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-fn delete_object(sb: &Sandbox, key: &str) {
-    let loaded = pgdrill::scenario::load(&sb.dir.path().join("drill.yaml")).unwrap();
-    let store = pgdrill::store::StoreSpec::for_scenario(&loaded)
-        .unwrap()
-        .open()
-        .unwrap();
-    let path = object_store::path::Path::from(key);
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        // S3 deletes a missing key without a word: make sure the file was there.
-        object_store::ObjectStoreExt::head(store.inner.as_ref(), &path)
-            .await
-            .unwrap_or_else(|e| panic!("{key} is not in the archive: {e}"));
-        object_store::ObjectStoreExt::delete(store.inner.as_ref(), &path)
-            .await
-            .unwrap();
-    });
-}
-
 /// Drills `app-v2` to latest; (exit code, the drill's JSON, stderr).
 fn drill_v2(sb: &Sandbox) -> (Option<i32>, Value, String) {
-    let text = std::fs::read_to_string(sb.dir.path().join("drill.yaml")).unwrap();
-    let source = &text[text.find("source:\n").unwrap()..text.find("lineages:").unwrap()];
-    let file = sb.dir.path().join("v2.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            "apiVersion: pgdrill/v1\nname: v2\n{source}lineages: [app-v2]\ntargets: [latest]\n"
-        ),
-    )
-    .unwrap();
+    let file = sb.scenario("v2", "lineages: [app-v2]\ntargets: [latest]\n");
     let work = tempfile::tempdir().unwrap();
     let out = pgdrill(&[
         "run",
@@ -73,7 +45,10 @@ fn a_new_lineage_passes_with_and_without_its_history_file() {
             d["recovery"]["new_timeline"]
         ));
     }
-    delete_object(&sb, "sandbox/app-v2/wals/00000002.history.gz");
+    assert!(
+        sb.delete_object("sandbox/app-v2/wals/00000002.history.gz"),
+        "the new lineage has its history file"
+    );
     let (code, d, err) = drill_v2(&sb);
     if code != Some(0) || d["verdict"] != "pass" {
         failures.push(format!("without its history: exit {code:?}, {d}\n{err}"));

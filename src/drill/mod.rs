@@ -81,22 +81,13 @@ fn finish(mut r: DrillReport, started: Instant) -> DrillReport {
 /// The drill stops with `failure`: its verdict, stage, cause and evidence.
 fn stop(mut r: DrillReport, failure: Failure) -> DrillReport {
     r.verdict = failure.verdict();
-    match failure {
+    r.stage = Some(failure.stage());
+    (r.cause, r.evidence) = match failure {
         Failure::Fail {
-            stage,
-            cause,
-            evidence,
-        } => {
-            r.stage = Some(stage);
-            r.cause = Some(cause);
-            r.evidence = Some(evidence);
-        }
-        Failure::Error { stage, message } => {
-            r.stage = Some(stage);
-            r.cause = None;
-            r.evidence = Some(message);
-        }
-    }
+            cause, evidence, ..
+        } => (Some(cause), Some(evidence)),
+        Failure::Error { message, .. } => (None, Some(message)),
+    };
     r
 }
 
@@ -125,16 +116,7 @@ pub async fn run_drill(
         Err(failure) => {
             let spent = provision_started.elapsed().as_secs_f64();
             r.durations.rto = spent;
-            if matches!(
-                failure,
-                Failure::Fail {
-                    stage: Stage::Restore,
-                    ..
-                } | Failure::Error {
-                    stage: Stage::Restore,
-                    ..
-                }
-            ) {
+            if failure.stage() == Stage::Restore {
                 r.durations.restore = spent;
             }
             let keep = opts.keep_on_failure || loaded.scenario.keep_on_failure;

@@ -124,6 +124,48 @@ impl Sandbox {
         serde_json::from_slice(&out.stdout).expect("barman JSON")
     }
 
+    /// The `source:` block of the sandbox's own drill.yaml.
+    pub fn source_block(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.path().join("drill.yaml")).unwrap();
+        let start = text.find("source:\n").unwrap();
+        let end = text.find("lineages:").unwrap();
+        text[start..end].to_string()
+    }
+
+    /// Writes `<name>.yaml`: a scenario over the sandbox's archive with `body` after `source:`.
+    pub fn scenario(&self, name: &str, body: &str) -> PathBuf {
+        let path = self.dir.path().join(format!("{name}.yaml"));
+        let text = format!(
+            "apiVersion: pgdrill/v1\nname: {name}\n{}{body}",
+            self.source_block()
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// The sandbox's object store, opened as pgdrill opens it.
+    pub fn store(&self) -> pgdrill::store::Store {
+        let loaded = pgdrill::scenario::load(&self.dir.path().join("drill.yaml")).unwrap();
+        pgdrill::store::StoreSpec::for_scenario(&loaded)
+            .unwrap()
+            .open()
+            .unwrap()
+    }
+
+    /// Deletes one object of the archive; true when it was there (S3 deletes a missing key
+    /// without a word).
+    pub fn delete_object(&self, key: &str) -> bool {
+        use object_store::ObjectStoreExt;
+        let store = self.store();
+        let path = object_store::path::Path::from(key);
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let existed = store.inner.head(&path).await.is_ok();
+            store.inner.delete(&path).await.unwrap();
+            existed
+        })
+    }
+
     /// Pids of every process the sandbox started (store and PostgreSQL postmasters).
     pub fn pids(&self) -> Vec<u32> {
         let state: serde_json::Value = serde_json::from_str(
@@ -145,6 +187,28 @@ impl Drop for Sandbox {
     fn drop(&mut self) {
         let _ = pgdrill(&["sandbox", "down", "--dir", self.path_str()]);
     }
+}
+
+/// Postmasters whose command line names `dir`.
+pub fn postgres_under(dir: &Path) -> Vec<String> {
+    let needle = dir.to_str().unwrap();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains("postgres") && c.contains(needle))
+        .collect()
+}
+
+/// True when the tests run as root (and can act as other local users).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
 }
 
 pub fn alive(pid: u32) -> bool {
