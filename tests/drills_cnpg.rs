@@ -3,11 +3,11 @@
 //! PostgreSQL) from a real sandbox archive on S3 (moto).
 
 mod cnpgsim;
+#[macro_use]
 mod common;
 mod kubesim;
 
 use std::cell::Cell;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -128,57 +128,6 @@ fn labelled_pgdrill(store: &Store, res: &ResourceKey) -> Vec<String> {
                 o["metadata"]["namespace"].as_str().unwrap_or(""),
                 o["metadata"]["name"].as_str().unwrap_or("")
             )
-        })
-        .collect()
-}
-
-/// `assert!` inside a case: fails that case and lets the others run.
-macro_rules! ensure {
-    ($cond:expr $(,)?) => {{
-        let holds: bool = $cond;
-        if !holds {
-            return Err(format!("not true: {}", stringify!($cond)));
-        }
-    }};
-    ($cond:expr, $($msg:tt)+) => {{
-        let holds: bool = $cond;
-        if !holds {
-            return Err(format!("not true: {}: {}", stringify!($cond), format_args!($($msg)+)));
-        }
-    }};
-}
-
-/// `assert_eq!` inside a case: fails that case and lets the others run.
-macro_rules! ensure_eq {
-    ($left:expr, $right:expr $(,)?) => {
-        ensure_eq!($left, $right, "")
-    };
-    ($left:expr, $right:expr, $($msg:tt)+) => {{
-        let (left, right) = (&$left, &$right);
-        if *left != *right {
-            return Err(format!(
-                "{} == {}\n   left: {left:?}\n  right: {right:?}\n  {}",
-                stringify!($left),
-                stringify!($right),
-                format_args!($($msg)+)
-            ));
-        }
-    }};
-}
-
-type Case<T> = fn(&T) -> Result<(), String>;
-
-/// Runs every case in order, a panic included, and returns one line per failed case, named.
-fn failures<T>(shared: &T, cases: &[(&str, Case<T>)]) -> Vec<String> {
-    cases
-        .iter()
-        .filter_map(|(name, case)| {
-            let outcome = catch_unwind(AssertUnwindSafe(|| case(shared))).unwrap_or_else(|panic| {
-                let msg = (panic.downcast_ref::<String>().cloned())
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
-                Err(format!("panicked: {}", msg.unwrap_or_default()))
-            });
-            outcome.err().map(|e| format!("[{name}] {e}"))
         })
         .collect()
 }

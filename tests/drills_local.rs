@@ -1,6 +1,7 @@
 //! Drills on the local backend against a real sandbox: real PostgreSQL, real barman-cloud,
 //! S3 over loopback. Each run's scratch servers and directories must be gone afterwards.
 
+#[macro_use]
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -47,40 +48,6 @@ fn run(sb: &Sandbox, work: &Path, file: &Path, extra: &[&str]) -> Run {
         report,
         stderr: stderr(&out),
     }
-}
-
-/// `assert!` inside a case: fails that case and lets the others run.
-macro_rules! ensure {
-    ($cond:expr $(,)?) => {{
-        let holds: bool = $cond;
-        if !holds {
-            return Err(format!("not true: {}", stringify!($cond)));
-        }
-    }};
-    ($cond:expr, $($msg:tt)+) => {{
-        let holds: bool = $cond;
-        if !holds {
-            return Err(format!("not true: {}: {}", stringify!($cond), format_args!($($msg)+)));
-        }
-    }};
-}
-
-/// `assert_eq!` inside a case: fails that case and lets the others run.
-macro_rules! ensure_eq {
-    ($left:expr, $right:expr $(,)?) => {
-        ensure_eq!($left, $right, "")
-    };
-    ($left:expr, $right:expr, $($msg:tt)+) => {{
-        let (left, right) = (&$left, &$right);
-        if *left != *right {
-            return Err(format!(
-                "{} == {}\n   left: {left:?}\n  right: {right:?}\n  {}",
-                stringify!($left),
-                stringify!($right),
-                format_args!($($msg)+)
-            ));
-        }
-    }};
 }
 
 /// One sandbox for every case of `local_drills_pass_fail_and_error_as_promised`: two backups,
@@ -173,31 +140,13 @@ impl Shared {
     }
 }
 
-type Case = fn(&Shared) -> Result<(), String>;
-
-/// Runs every case, a panic included, and returns one line per failed case, named.
-fn failures(shared: &Shared, cases: &[(&str, Case)]) -> Vec<String> {
-    cases
-        .iter()
-        .filter_map(|(name, case)| {
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| case(shared)))
-                .unwrap_or_else(|panic| {
-                    let msg = (panic.downcast_ref::<String>().cloned())
-                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
-                    Err(format!("panicked: {}", msg.unwrap_or_default()))
-                });
-            outcome.err().map(|e| format!("[{name}] {e}"))
-        })
-        .collect()
-}
-
 #[test]
 fn local_drills_pass_fail_and_error_as_promised() {
     let shared = Shared::up();
     // Order matters: `latest_and_baseline_pass` reads the only report directory, so it goes
     // first; the last three change the archive (a deleted WAL segment, then a truncated
     // data.tar.gz of backup 2), so every case that needs it intact runs before them.
-    let cases: &[(&str, Case)] = &[
+    let cases: &[(&str, Case<Shared>)] = &[
         ("latest_and_baseline_pass", latest_and_baseline_pass),
         ("baseline_from_source_secret", baseline_from_source_secret),
         ("check_failed", check_failed),

@@ -6,6 +6,61 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// `assert!` inside a case: fails that case and lets the others run.
+#[allow(unused_macros)]
+macro_rules! ensure {
+    ($cond:expr $(,)?) => {{
+        let holds: bool = $cond;
+        if !holds {
+            return Err(format!("not true: {}", stringify!($cond)));
+        }
+    }};
+    ($cond:expr, $($msg:tt)+) => {{
+        let holds: bool = $cond;
+        if !holds {
+            return Err(format!("not true: {}: {}", stringify!($cond), format_args!($($msg)+)));
+        }
+    }};
+}
+
+/// `assert_eq!` inside a case: fails that case and lets the others run.
+#[allow(unused_macros)]
+macro_rules! ensure_eq {
+    ($left:expr, $right:expr $(,)?) => {
+        ensure_eq!($left, $right, "")
+    };
+    ($left:expr, $right:expr, $($msg:tt)+) => {{
+        let (left, right) = (&$left, &$right);
+        if *left != *right {
+            return Err(format!(
+                "{} == {}\n   left: {left:?}\n  right: {right:?}\n  {}",
+                stringify!($left),
+                stringify!($right),
+                format_args!($($msg)+)
+            ));
+        }
+    }};
+}
+
+/// One named case of a table: a check over the table's shared setup.
+pub type Case<T> = fn(&T) -> Result<(), String>;
+
+/// Runs every case in order, a panic included, and returns one line per failed case, named.
+pub fn failures<T>(shared: &T, cases: &[(&str, Case<T>)]) -> Vec<String> {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    cases
+        .iter()
+        .filter_map(|(name, case)| {
+            let outcome = catch_unwind(AssertUnwindSafe(|| case(shared))).unwrap_or_else(|panic| {
+                let msg = (panic.downcast_ref::<String>().cloned())
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
+                Err(format!("panicked: {}", msg.unwrap_or_default()))
+            });
+            outcome.err().map(|e| format!("[{name}] {e}"))
+        })
+        .collect()
+}
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_pgdrill");
 
 pub fn pgdrill(args: &[&str]) -> Output {
